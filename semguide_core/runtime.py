@@ -6,6 +6,7 @@ leaves a half-written file or folder behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -92,3 +93,33 @@ def run_stage(main: Callable[[], None]) -> None:
     except SemguideError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of params / inputs, stored in a checkpoint so that a resume only continues
+    the same run (a changed param or input starts over instead of mixing two runs)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Checkpoint:
+    """A training checkpoint outside DVC's outputs, so a killed stage can resume where it stopped.
+
+    DVC deletes a stage's declared outputs before re-running it; this file is not declared, and it is
+    removed when training finishes, so the next run with other params starts from scratch.
+    """
+
+    def __init__(self, path: str | Path, run_id: str):
+        self.path, self.run_id = Path(path), run_id
+
+    def load(self) -> dict | None:
+        """The saved state of this same run, or None (no file, or a file from another run)."""
+        if not self.path.is_file():
+            return None
+        state = load_torch(self.path, "checkpoint")
+        return state if state.get("run_id") == self.run_id else None
+
+    def save(self, state: dict) -> None:
+        save_torch(self.path, {**state, "run_id": self.run_id})
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,115 @@
+"""The brush stroke of Eq. 1 and its real (non-neural) rasteriser.
+
+A stroke is 13 numbers in [0,1]: (x0, y0, x1, y1, x2, y2, z0, z2, w0, w2, r, g, b).
+(x0, y0) and (x2, y2) are the ends of a quadratic Bezier curve; the middle control point is relative to
+them, as in the published code: x1' = x0 + (x2 - x0) * x1 (same for y), so it stays inside the box of the
+ends. z is the thickness and w the opacity, both interpolated linearly from the start to the end.
+
+The rasteriser follows the published label generator: on a grid twice the canvas size the curve is sampled
+at 100 points; at each point a filled disc of radius 1 + z * canvas / 2 (grid pixels) is drawn with value
+w, later discs overwriting earlier ones; the grid is then averaged down to the canvas. It is batched and
+vectorised in torch, and is both the ground truth for the neural renderer and the renderer of final output.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+STROKE_SIZE = 13
+SHAPE_SIZE = 10  # the first 10 numbers: position, thickness, opacity (what the neural renderer sees)
+CURVE_SAMPLES = 100
+SUPERSAMPLE = 2
+
+
+def control_points(a: torch.Tensor) -> torch.Tensor:
+    """Absolute control points P0, P1, P2 as [N, 3, 2] (x, y) in [0,1] from strokes a [N, >=6]."""
+    p0, p2 = a[:, 0:2], a[:, 4:6]
+    p1 = p0 + (p2 - p0) * a[:, 2:4]
+    return torch.stack([p0, p1, p2], dim=1)
+
+
+def curve_samples(a: torch.Tensor, n: int = CURVE_SAMPLES):
+    """Points, thickness and opacity along the curve at t = i/n, i < n: ([N,n,2], [N,n], [N,n])."""
+    t = torch.arange(n, dtype=a.dtype, device=a.device) / n
+    p = control_points(a)
+    b0, b1, b2 = (1 - t) ** 2, 2 * t * (1 - t), t ** 2
+    points = b0[None, :, None] * p[:, None, 0] + b1[None, :, None] * p[:, None, 1] + b2[None, :, None] * p[:, None, 2]
+    z = a[:, 6:7] + (a[:, 7:8] - a[:, 6:7]) * t
+    w = a[:, 8:9] + (a[:, 9:10] - a[:, 8:9]) * t
+    return points, z, w
+
+
+def disc_radius(z: torch.Tensor, canvas: int) -> torch.Tensor:
+    """Disc radius in pixels of the supersampled grid for thickness z in [0,1]."""
+    return 1 + z * canvas / 2
+
+
+def rasterise(a: torch.Tensor, canvas: int) -> torch.Tensor:
+    """Density maps Phi[a] in [0,1], [N, canvas, canvas], for strokes a [N, >=10] (colour is ignored)."""
+    if a.ndim != 2 or a.shape[1] < SHAPE_SIZE:
+        raise ValueError(f"strokes must be [N, >= {SHAPE_SIZE}], got {tuple(a.shape)}")
+    chunk = max(1, 2 ** 20 // (canvas * SUPERSAMPLE) ** 2)  # ~1M grid pixels at a time stays in cache
+    return torch.cat([_rasterise_chunk(part, canvas) for part in a.split(chunk)]) if len(a) else \
+        a.new_zeros(0, canvas, canvas)
+
+
+def _rasterise_chunk(a: torch.Tensor, canvas: int) -> torch.Tensor:
+    side = canvas * SUPERSAMPLE
+    points, z, w = curve_samples(a)
+    points = points * (side - 1)  # pixel centres of the grid sit at integers 0 .. side-1
+    radius2 = disc_radius(z, canvas) ** 2
+    grid = torch.arange(side, dtype=a.dtype, device=a.device)
+    # squared distances along each axis, [N, n, side]; a disc test is then one add and one compare
+    dx2 = (grid - points[..., 0:1]) ** 2
+    dy2 = (grid - points[..., 1:2]) ** 2
+    image = a.new_zeros(len(a), side, side)
+    for i in range(points.shape[1]):  # in curve order, so later discs overwrite earlier ones
+        inside = dy2[:, i, :, None] + dx2[:, i, None, :] <= radius2[:, i, None, None]
+        image = torch.where(inside, w[:, i, None, None], image)
+    return F.avg_pool2d(image[:, None], SUPERSAMPLE)[:, 0]
+
+
+def colour(density: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+    """Coloured stroke map Phi^c: density [N,H,W] times colour rgb [N,3] -> [N,3,H,W]."""
+    return density[:, None] * rgb[:, :, None, None]
+
+
+def composite(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One stroke onto canvas [N,3,H,W]: C * (1 - Phi) + Phi^c (* mask, Eq. 3-4 of the paper).
+
+    `mask` ([N,1,H,W] or [N,H,W], in [0,1]) multiplies only the colour term, exactly as Eq. 3 (1 - S_I)
+    and Eq. 4 (S_I) write it.
+    """
+    coloured = colour(density, rgb)
+    if mask is not None:
+        coloured = coloured * (mask if mask.ndim == 4 else mask[:, None])
+    return canvas * (1 - density[:, None]) + coloured
+
+
+def paint(canvas: torch.Tensor, strokes: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+    """Rasterise and composite strokes [N,K,13] onto canvas [N,3,H,W] in order k = 0..K-1.
+
+    masks: optional [N,K,H,W], the mask each stroke's colour is multiplied by.
+    """
+    n, k, _ = strokes.shape
+    density = rasterise(strokes.reshape(n * k, -1), canvas.shape[-1]).reshape(n, k, *canvas.shape[-2:])
+    for i in range(k):
+        canvas = composite(canvas, density[:, i], strokes[:, i, 10:13], None if masks is None else masks[:, i])
+    return canvas
+
+
+def random_strokes(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n strokes with every parameter uniform in [0,1], as the published renderer training uses."""
+    return torch.rand(n, STROKE_SIZE, generator=generator)
+
+
+def stroke_set(n: int, canvas: int, generator: torch.Generator, batch: int = 1024) -> dict:
+    """n random strokes and their rasterised densities (uint8, to keep the set small on disk)."""
+    strokes = random_strokes(n, generator)
+    density = torch.empty(n, canvas, canvas, dtype=torch.uint8)
+    for start in tqdm(range(0, n, batch), desc=f"rasterise {n} strokes", unit_scale=batch):
+        part = strokes[start:start + batch]
+        density[start:start + batch] = (rasterise(part, canvas) * 255).round().to(torch.uint8)
+    return {"strokes": strokes, "density": density}
