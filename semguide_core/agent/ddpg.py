@@ -1,0 +1,148 @@
+"""Model-based DDPG (Sec. 6.2, Eq. 17-18), as in Learning to Paint.
+
+The transition is known and differentiable (the neural renderer), so the critic learns the value V of a
+state, and the actor maximises r(s_t, a_t) + V(s_t+1) with s_t+1 painted from its own action:
+
+    L_actor  = -E[ r(s_t, a_t) + V(s_t+1) ]                                            Eq. 17
+    L_critic =  E[ (V(s_t+1) - gamma * (1 - done) * (r(s_t+1, a_t+1) + V'(s_t+2)))^2 ]   Eq. 18
+
+with a_t+1 from the target actor and V' the target critic (both soft-updated with rate tau); this is
+Eq. 18 with r(s_t, a_t) cancelled from both sides, exactly what the published update computes.
+With `distance: wgan` the two reward discriminators (full image; aligned foreground crops) are trained
+here with WGAN-GP, and their soft-updated copies score the rewards.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from semguide_core import align
+from semguide_core.agent import env
+from semguide_core.agent.networks import Actor, Critic, Discriminator
+from semguide_core.agent.rewards import Context, Rewards
+from semguide_core.agent.spec import AgentSpec
+from semguide_core.config import AgentParams
+
+
+def n_background(spec: AgentSpec, p: AgentParams) -> int:
+    """Background strokes per bundle: K - foreground for the bi-level agent, all K otherwise."""
+    return p.bundle - p.foreground_strokes if spec.bilevel else p.bundle
+
+
+class DDPG:
+    def __init__(self, spec: AgentSpec, p: AgentParams, density_fn: env.DensityFn, total_updates: int, device):
+        self.spec, self.p, self.density_fn, self.device = spec, p, density_fn, device
+        channels = env.in_channels(spec.semantic_inputs)
+        self.actor_arch = dict(in_channels=channels, bundle=p.bundle, width=p.actor_width, blocks=list(p.actor_blocks))
+        self.actor = Actor(**self.actor_arch).to(device)
+        self.critic = Critic(channels, p.critic_width, list(p.critic_blocks)).to(device)
+        self.nets = {"actor": self.actor, "critic": self.critic}
+        self.opts = {"actor": torch.optim.Adam(self.actor.parameters(), lr=p.actor_lr),
+                     "critic": torch.optim.Adam(self.critic.parameters(), lr=p.critic_lr)}
+        if p.distance == "wgan":
+            self.nets["disc_full"] = Discriminator(p.disc_width).to(device)
+            self.nets["disc_fg"] = Discriminator(p.disc_width).to(device)
+            for name in ("disc_full", "disc_fg"):
+                self.opts[name] = torch.optim.Adam(self.nets[name].parameters(), lr=p.disc_lr, betas=(0.5, 0.999))
+        self.targets = {name: copy.deepcopy(net).requires_grad_(False) for name, net in self.nets.items()}
+        milestones = [int(f * total_updates) for f in p.lr_decay_at]
+        self.scheds = {name: torch.optim.lr_scheduler.MultiStepLR(opt, milestones, p.lr_decay)
+                       for name, opt in self.opts.items()}
+        critics = (self.targets["disc_full"], self.targets["disc_fg"]) if p.distance == "wgan" else None
+        self.rewards = Rewards(spec.weights, p.distance, critics)
+        self.n_background = n_background(spec, p)
+
+    # ------------------------------------------------------------------------------------------ acting
+    def observe(self, canvas, ctx: Context, t) -> torch.Tensor:
+        return env.observe(canvas, ctx, t, self.p.episode_steps, self.spec.semantic_inputs)
+
+    def paint(self, canvas, bundle, ctx: Context) -> torch.Tensor:
+        return env.paint_bundle(canvas, bundle, self.density_fn, self.n_background,
+                                ctx.masks if self.spec.bilevel else None)
+
+    @torch.no_grad()
+    def act(self, canvas, ctx: Context, t, noise: float = 0.0) -> torch.Tensor:
+        """The actor's bundle [B, K, 13] (eval mode), optionally with Gaussian exploration noise."""
+        self.actor.eval()
+        bundle = self.actor(self.observe(canvas, ctx, t))
+        self.actor.train()
+        return (bundle + noise * torch.randn_like(bundle)).clamp(0, 1) if noise else bundle
+
+    # ----------------------------------------------------------------------------------------- learning
+    def update(self, canvas0: torch.Tensor, t: torch.Tensor, action: torch.Tensor, ctx: Context) -> dict:
+        """One update on a replay batch (C_t, t, a_t, context); returns the losses and reward terms."""
+        p, T = self.p, self.p.episode_steps
+        with torch.no_grad():
+            canvas1 = self.paint(canvas0, action, ctx)
+        logs = self.update_discriminators(canvas1, ctx) if p.distance == "wgan" else {}
+
+        # critic (Eq. 18): V(s_t+1) towards gamma * (r(s_t+1, a_t+1) + V'(s_t+2)), 0 after the last step
+        with torch.no_grad():
+            next_action = self.targets["actor"](self.observe(canvas1, ctx, t + 1))
+            canvas2 = self.paint(canvas1, next_action, ctx)
+            r1, _ = self.rewards(canvas1, canvas2, ctx)
+            v2 = self.targets["critic"](self.observe(canvas2, ctx, t + 2))
+            not_done = (t + 1 < T).float()
+            target = p.gamma * not_done * (r1 + v2 * (t + 2 < T).float())
+        critic_loss = ((self.critic(self.observe(canvas1, ctx, t + 1)) - target) ** 2).mean()
+        self.step("critic", critic_loss)
+
+        # actor (Eq. 17): backpropagate r + V through the frozen renderer into the strokes
+        bundle = self.actor(self.observe(canvas0, ctx, t))
+        painted = self.paint(canvas0, bundle, ctx)
+        reward, terms = self.rewards(canvas0, painted, ctx)
+        actor_loss = -(reward + self.critic(self.observe(painted, ctx, t + 1)) * not_done).mean()
+        self.step("actor", actor_loss)
+
+        self.soft_update()
+        logs.update({"loss/critic": critic_loss.item(), "loss/actor": actor_loss.item(),
+                     "reward/total": reward.mean().item()})
+        logs.update({f"reward/{k}": v.mean().item() for k, v in terms.items()})
+        return logs
+
+    def update_discriminators(self, canvas: torch.Tensor, ctx: Context) -> dict:
+        """WGAN-GP: real pair (target, target), fake pair (target, canvas); full image and aligned crops."""
+        zoomed = ctx.crops()
+        zc = align.crop(canvas, ctx.bboxes) * zoomed.masks
+        pairs = {"disc_full": (ctx.targets, canvas), "disc_fg": (zoomed.targets * zoomed.masks, zc)}
+        logs = {}
+        for name, (real, fake) in pairs.items():
+            disc = self.nets[name]
+            mix = torch.rand(len(real), 1, 1, 1, device=real.device)
+            between = (mix * real + (1 - mix) * fake).requires_grad_(True)
+            grad, = torch.autograd.grad(disc(real, between).sum(), between, create_graph=True)
+            penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+            wasserstein = disc(real, real).mean() - disc(real, fake).mean()
+            loss = -wasserstein + self.p.gp_lambda * penalty
+            self.step(name, loss)
+            logs[f"loss/{name}"] = loss.item()
+        return logs
+
+    def step(self, name: str, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{name} loss is {loss.item()}")
+        self.opts[name].zero_grad()
+        loss.backward()
+        self.opts[name].step()
+        self.scheds[name].step()
+
+    @torch.no_grad()
+    def soft_update(self) -> None:
+        for name, net in self.nets.items():
+            for target, source in zip(self.targets[name].parameters(), net.parameters()):
+                target.lerp_(source, self.p.tau)
+            for target, source in zip(self.targets[name].buffers(), net.buffers()):
+                target.copy_(source)
+
+    # -------------------------------------------------------------------------------------- checkpoint
+    def state_dict(self) -> dict:
+        return {"nets": {k: v.state_dict() for k, v in self.nets.items()},
+                "targets": {k: v.state_dict() for k, v in self.targets.items()},
+                "opts": {k: v.state_dict() for k, v in self.opts.items()},
+                "scheds": {k: v.state_dict() for k, v in self.scheds.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for group in ("nets", "targets", "opts", "scheds"):
+            for name, obj in getattr(self, group).items():
+                obj.load_state_dict(state[group][name])

@@ -1,0 +1,68 @@
+"""The painting environment: what the agent observes and how a bundle of strokes changes the canvas.
+
+State (Sec. 3): canvas C_t, target I, step t / T and two coordinate channels (as published); the semantic
+agent also sees S_I, G_I and the two channels of the alignment grid of its bbox (published layout).
+Transition: the bundle's strokes are composited in order onto the canvas by `strokes.composite`. For the
+bi-level (semantic) agent the first `n_background` strokes are background strokes, whose colour is masked
+by 1 - S_I (Eq. 3), the rest foreground strokes masked by S_I (Eq. 4): background first, as in the paper.
+The baseline composites every stroke unmasked (Huang et al.).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from semguide_core import align, strokes
+from semguide_core.agent.rewards import Context
+
+DensityFn = Callable[[torch.Tensor], torch.Tensor]  # strokes [N, 13] -> density [N, H, W]
+
+BASE_CHANNELS = 9      # canvas 3, target 3, t / T 1, coordinates 2
+SEMANTIC_CHANNELS = 4  # mask 1, GBP map 1, alignment grid 2
+
+
+def neural_density(renderer) -> DensityFn:
+    """The neural renderer Phi as a density function (differentiable; what training backpropagates through)."""
+    return lambda a: renderer(a[:, :strokes.SHAPE_SIZE])
+
+
+def raster_density(canvas: int) -> DensityFn:
+    """The real rasteriser as a density function (crisp; for painting output and final validation)."""
+    return lambda a: strokes.rasterise(a, canvas)
+
+
+def paint_bundle(canvas: torch.Tensor, bundle: torch.Tensor, density_fn: DensityFn, n_background: int,
+                 masks: torch.Tensor | None) -> torch.Tensor:
+    """C_t+1 from C_t [B,3,H,W] and a bundle [B,K,13]: Eq. 3 for strokes k < n_background, then Eq. 4.
+
+    masks: S_I [B,1,H,W] for the bi-level agent, None for the baseline (every stroke unmasked).
+    """
+    b, k, _ = bundle.shape
+    density = density_fn(bundle.reshape(b * k, -1)).view(b, k, *canvas.shape[-2:])
+    for i in range(k):
+        mask = None if masks is None else (1 - masks if i < n_background else masks)
+        canvas = strokes.composite(canvas, density[:, i], bundle[:, i, 10:13], mask)
+    return canvas
+
+
+def coordinates(b: int, size: int, device) -> torch.Tensor:
+    """Two channels holding each pixel's x and y in [0,1], [b, 2, size, size]."""
+    r = torch.linspace(0, 1, size, device=device)
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([x, y])[None].expand(b, -1, -1, -1)
+
+
+def observe(canvas: torch.Tensor, ctx: Context, t, episode_steps: int, semantic_inputs: bool) -> torch.Tensor:
+    """The network input for state (C_t, I, S_I, G_I, t): [B, 9 or 13, H, W]. t: int or [B] tensor."""
+    b, _, h, w = canvas.shape
+    t = torch.as_tensor(t, dtype=canvas.dtype, device=canvas.device).reshape(-1, 1, 1, 1).expand(b, 1, h, w)
+    parts = [canvas, ctx.targets, t / episode_steps, coordinates(b, h, canvas.device)]
+    if semantic_inputs:
+        grid = align.crop_grid(ctx.bboxes, (h, w)).permute(0, 3, 1, 2)
+        parts += [ctx.masks, ctx.gbp, grid]
+    return torch.cat(parts, 1)
+
+
+def in_channels(semantic_inputs: bool) -> int:
+    return BASE_CHANNELS + (SEMANTIC_CHANNELS if semantic_inputs else 0)

@@ -1,0 +1,81 @@
+"""A trained agent for painting: `load_agent(path, device)` and the episode rollout.
+
+`paint` (the paint/evaluate engineer's stage) calls `agent.act` one bundle at a time and composites with the
+real rasteriser; `rollout` is the same loop for a batch of targets with one instance each, used for the
+validation canvases while training and for the stage's final metrics.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from semguide_core.agent import env
+from semguide_core.agent.networks import Actor
+from semguide_core.agent.rewards import Context
+from semguide_core.errors import ModelFileError
+from semguide_core.runtime import load_state, load_torch
+
+FILE_KEYS = ("name", "kind", "arch", "n_background", "steps", "semantic_inputs", "state")
+
+
+@dataclass
+class PaintingAgent:
+    name: str              # baseline | semantic | focus_ablation | baseline_mask
+    kind: str              # 'semantic': background strokes masked by 1 - S, foreground by S; 'baseline': unmasked
+    n_background: int      # background strokes per bundle (drawn first); K for the baseline
+    steps: int             # bundles per training episode, T
+    semantic_inputs: bool  # whether the actor reads mask, GBP map and bbox
+    actor: Actor
+
+    @property
+    def bundle(self) -> int:
+        return self.actor.bundle
+
+    @torch.no_grad()
+    def act(self, canvas: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, gbp: torch.Tensor,
+            bbox: torch.Tensor, step: int) -> torch.Tensor:
+        """The next bundle [B, K, 13] for canvas C_t after `step` bundles; background strokes first."""
+        obs = env.observe(canvas, Context(target, mask, gbp, bbox), step, self.steps, self.semantic_inputs)
+        was_training = self.actor.training
+        self.actor.eval()
+        bundle = self.actor(obs)
+        self.actor.train(was_training)
+        return bundle
+
+
+def agent_file(agent: PaintingAgent, arch: dict) -> dict:
+    """What models/agent_<name>.pt holds: the actor and how to paint with it."""
+    return {"name": agent.name, "kind": agent.kind, "arch": arch, "n_background": agent.n_background,
+            "steps": agent.steps, "semantic_inputs": agent.semantic_inputs, "state": agent.actor.state_dict()}
+
+
+def load_agent(path, device: torch.device | str = "cpu") -> PaintingAgent:
+    """A trained agent, frozen and in eval mode; ModelFileError for a missing or mismatched file."""
+    saved = load_torch(path, "agent")
+    if not isinstance(saved, dict) or any(k not in saved for k in FILE_KEYS):
+        raise ModelFileError(f"{path}: not an agent file (expected keys {', '.join(FILE_KEYS)})")
+    actor = Actor(**saved["arch"])
+    load_state(actor, saved["state"], path)
+    actor = actor.to(device).eval().requires_grad_(False)
+    return PaintingAgent(saved["name"], saved["kind"], saved["n_background"], saved["steps"],
+                         saved["semantic_inputs"], actor)
+
+
+@torch.no_grad()
+def rollout(agent: PaintingAgent, ctx: Context, density_fn: env.DensityFn, steps: int | None = None) -> dict:
+    """Paint ctx.targets from a black canvas for `steps` bundles (default T).
+
+    Returns canvas [B,3,H,W], strokes [B, steps*K, 13] in painting order and foreground [B, steps*K] bool.
+    """
+    steps = steps or agent.steps
+    canvas = torch.zeros_like(ctx.targets)
+    masks = ctx.masks if agent.kind == "semantic" else None
+    bundles = []
+    for t in range(steps):
+        bundle = agent.act(canvas, ctx.targets, ctx.masks, ctx.gbp, ctx.bboxes, t)
+        canvas = env.paint_bundle(canvas, bundle, density_fn, agent.n_background, masks)
+        bundles.append(bundle)
+    strokes = torch.cat(bundles, 1)
+    foreground = (torch.arange(agent.bundle) >= agent.n_background).repeat(steps)
+    return {"canvas": canvas, "strokes": strokes, "foreground": foreground.expand(len(canvas), -1).clone()}

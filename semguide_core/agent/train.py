@@ -1,0 +1,118 @@
+"""The training loop of one agent: parallel episodes fill the replay, DDPG updates learn from it.
+
+Every `checkpoint_every` updates (at the next episode boundary) the networks, optimisers, schedules,
+counters and random state are saved; a killed run resumes there. The replay is not saved (hundreds of MB):
+after a resume it refills from the resumed actor before updates continue. A NaN or inf loss stops
+training with `TrainingDiverged` and leaves the last good checkpoint in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from semguide_core.agent import env
+from semguide_core.agent.data import Pool
+from semguide_core.agent.ddpg import DDPG
+from semguide_core.agent.inference import PaintingAgent, rollout
+from semguide_core.agent.replay import Replay
+from semguide_core.agent.spec import AgentSpec
+from semguide_core.config import AgentParams
+from semguide_core.errors import TrainingDiverged
+from semguide_core.runtime import Checkpoint
+
+
+def total_updates(p: AgentParams) -> int:
+    return int(max(0, p.train_steps - p.warmup_steps) * p.updates_per_step)
+
+
+def painting_agent(ddpg: DDPG) -> PaintingAgent:
+    """The actor being trained, seen as a PaintingAgent (shares its weights)."""
+    return PaintingAgent(ddpg.spec.name, ddpg.spec.kind, ddpg.n_background, ddpg.p.episode_steps,
+                         ddpg.spec.semantic_inputs, ddpg.actor)
+
+
+def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Checkpoint, live,
+          device) -> DDPG:
+    """Train the agent `spec` on `pool` with the neural renderer; logs through DVCLive `live`."""
+    T, E = p.episode_steps, p.envs
+    ddpg = DDPG(spec, p, env.neural_density(renderer), total_updates(p), device)
+    replay = Replay(p.replay_size, pool.images.shape[-1], p.bundle)
+    gen = torch.Generator().manual_seed(p.seed)
+    env_step, updates, owed = 0, 0, 0.0
+    saved = checkpoint.load()
+    if saved is not None:
+        ddpg.load_state_dict(saved["ddpg"])
+        gen.set_state(saved["rng"])
+        env_step, updates = saved["env_step"], saved["updates"]
+    val_ctx = pool.context(torch.as_tensor(pool.test[:p.val_images]), torch.zeros(p.val_images), device)
+    last_saved, sums = updates, {}
+    bar = tqdm(total=p.train_steps, initial=env_step, desc=f"train_agent@{spec.name}")
+    while env_step < p.train_steps:
+        t = env_step % T
+        if t == 0:
+            idx, instance = pool.sample(E, gen)
+            ctx = pool.context(idx, instance, device)
+            canvas = torch.zeros_like(ctx.targets)
+        bundle = ddpg.act(canvas, ctx, t, p.noise)
+        replay.add(canvas, t, idx, instance, bundle)
+        with torch.no_grad():
+            canvas = ddpg.paint(canvas, bundle, ctx)
+        env_step += 1
+        bar.update()
+        if env_step > p.warmup_steps and replay.size >= p.batch_size:
+            owed += p.updates_per_step
+        while owed >= 1:
+            owed -= 1
+            batch = replay.sample(p.batch_size, gen, device)
+            try:
+                logs = ddpg.update(batch["canvas"], batch["step"], batch["action"],
+                                   pool.context(batch["idx"], batch["instance"], device))
+            except FloatingPointError as err:
+                raise TrainingDiverged(f"agent {spec.name}: {err} at update {updates}; last good checkpoint "
+                                       f"kept in {checkpoint.path}") from None
+            updates += 1
+            for key, value in logs.items():
+                sums[key] = sums.get(key, 0.0) + value
+            if updates % p.log_every == 0:
+                live.step = updates
+                for key, value in sums.items():
+                    live.log_metric(f"train/{key}", value / p.log_every)
+                live.log_metric("train/lr_actor", ddpg.scheds["actor"].get_last_lr()[0])
+                bar.set_postfix(reward=f"{sums['reward/total'] / p.log_every:.2e}")
+                sums = {}
+        if env_step % T == 0 and updates - last_saved >= p.checkpoint_every:
+            log_validation(live, ddpg, val_ctx, pool, updates)
+            checkpoint.save({"ddpg": ddpg.state_dict(), "rng": gen.get_state(), "env_step": env_step,
+                             "updates": updates})
+            last_saved = updates
+    bar.close()
+    return ddpg
+
+
+def log_validation(live, ddpg: DDPG, val_ctx, pool: Pool, updates: int) -> dict:
+    """Paint the validation images with the neural renderer; log L2, foreground L2 and the canvas grid."""
+    out = rollout(painting_agent(ddpg), val_ctx, ddpg.density_fn)
+    gt = pool.gt_masks[torch.as_tensor(pool.test[:len(out["canvas"])])].float().to(out["canvas"].device)
+    metrics = distances(out["canvas"], val_ctx.targets, gt)
+    live.step = updates
+    for key, value in metrics.items():
+        live.log_metric(f"val/{key}", value)
+    live.log_image("val_canvases.png", grid(val_ctx.targets, out["canvas"]))
+    live.next_step()
+    return metrics
+
+
+def distances(canvas: torch.Tensor, targets: torch.Tensor, gt_masks: torch.Tensor) -> dict:
+    """Whole-image L2 (MSE) and foreground L2 (MSE over ground-truth foreground pixels), image means."""
+    err = ((canvas - targets) ** 2).mean(1, keepdim=True)
+    fg = (err * gt_masks).sum(dim=(1, 2, 3)) / gt_masks.sum(dim=(1, 2, 3)).clamp(min=1)
+    has_fg = gt_masks.sum(dim=(1, 2, 3)) > 0
+    return {"l2": err.mean().item(), "fg_l2": fg[has_fg].mean().item() if has_fg.any() else float("nan")}
+
+
+def grid(targets: torch.Tensor, canvases: torch.Tensor) -> np.ndarray:
+    """Targets on the top row, canvases below, as one uint8 HWC image."""
+    rows = [torch.cat(list(x), dim=2) for x in (targets, canvases)]
+    image = torch.cat(rows, dim=1).clamp(0, 1).permute(1, 2, 0)
+    return (image.cpu().numpy() * 255).round().astype(np.uint8)

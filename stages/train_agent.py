@@ -1,0 +1,78 @@
+"""Stage `train_agent@<name>`: train one painting agent (baseline, semantic, ...) with model-based DDPG.
+
+Usage: python stages/train_agent.py <name>   (names: semguide_core/agent/spec.py)
+Writes models/agent_<name>.pt, metrics/agent_<name>.json, figures/agent_<name>_val.png, dvclive/agent_<name>/.
+"""
+import sys
+import time
+from dataclasses import asdict
+
+import imageio.v3 as iio
+import torch
+from dvclive import Live
+
+from semguide_core.agent import env
+from semguide_core.agent.data import load_pool
+from semguide_core.agent.inference import agent_file, rollout
+from semguide_core.agent.replay import Replay
+from semguide_core.agent.spec import agent_spec
+from semguide_core.agent.train import distances, grid, painting_agent, train
+from semguide_core.config import load_params
+from semguide_core.errors import ConfigError
+from semguide_core.renderer import load_renderer
+from semguide_core.runtime import (Checkpoint, atomic_path, fingerprint, pick_device, run_stage, save_torch,
+                                   seed_everything, write_json)
+
+PREPARED, PSI, GBP, RENDERER = "artifacts/prepared", "artifacts/psi", "artifacts/gbp", "models/renderer.pt"
+
+
+def main():
+    if len(sys.argv) != 2:
+        raise ConfigError("usage: python stages/train_agent.py <agent name>")
+    params = load_params()
+    spec, p = agent_spec(sys.argv[1], params), params.agent
+    if p.foreground_strokes > p.bundle:
+        raise ConfigError(f"params.yaml: agent.foreground_strokes = {p.foreground_strokes} exceeds agent.bundle = {p.bundle}")
+    device = pick_device(params.device)
+    seed_everything(p.seed)
+    pool = pool_for(spec, p)
+    renderer = load_renderer(RENDERER, device)
+    run_id = fingerprint(sys.argv[1], asdict(spec), asdict(p), params.canvas, len(pool), pool.test[:4].tolist())
+    checkpoint = Checkpoint(f"checkpoints/agent_{spec.name}.pt", run_id)
+    started = time.time()
+    with Live(f"dvclive/agent_{spec.name}", dvcyaml=False, save_dvc_exp=False,
+              resume=checkpoint.load() is not None) as live:
+        ddpg = train(spec, p, pool, renderer, checkpoint, live, device)
+    minutes = (time.time() - started) / 60
+
+    # final metrics on every test image, painted with the real rasteriser (what `paint` outputs)
+    agent = painting_agent(ddpg)
+    test = torch.as_tensor(pool.test)
+    canvases = torch.cat([rollout(agent, pool.context(chunk, torch.zeros_like(chunk), device),
+                                  env.raster_density(params.canvas))["canvas"] for chunk in test.split(64)])
+    targets = pool.images[test].float().to(canvases.device) / 255
+    metrics = distances(canvases, targets, pool.gt_masks[test].float().to(canvases.device))
+    shown = slice(0, p.val_images)
+    with atomic_path(f"figures/agent_{spec.name}_val.png") as tmp:
+        iio.imwrite(tmp, grid(targets[shown], canvases[shown]), extension=".png")
+    save_torch(f"models/agent_{spec.name}.pt", agent_file(agent, ddpg.actor_arch))
+    write_json(f"metrics/agent_{spec.name}.json", {
+        "test_l2": metrics["l2"], "test_fg_l2": metrics["fg_l2"], "n_test": len(test),
+        "strokes": p.episode_steps * p.bundle, "train_minutes_this_run": round(minutes, 2),
+        "actor_parameters": sum(t.numel() for t in ddpg.actor.parameters()),
+        "replay_bytes_per_transition": Replay(1, params.canvas, p.bundle).bytes_per_transition, "distance": p.distance, "canvas": params.canvas})
+    checkpoint.clear()
+
+
+def pool_for(spec, p):
+    """The semantic agents train on Psi's masks / boxes and the GBP maps, as the paper does."""
+    pool = load_pool(PREPARED, PSI if spec.uses_semantics else None, GBP if spec.uses_semantics else None)
+    if p.mix_artifacts:
+        other = load_pool(f"{p.mix_artifacts}/prepared", f"{p.mix_artifacts}/psi" if spec.uses_semantics else None,
+                          f"{p.mix_artifacts}/gbp" if spec.uses_semantics else None)
+        pool = pool.merged(other, p.mix_ratio)
+    return pool.focus_ablation() if spec.ablation_data else pool
+
+
+if __name__ == "__main__":
+    run_stage(main)

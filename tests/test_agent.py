@@ -1,0 +1,197 @@
+"""The painting agent: Eq. 3-4, rewards (Eq. 5, 12, 14-15, 19), instance sampling, DDPG, replay, training."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from semguide_core.agent import env
+from semguide_core.agent.data import Pool, mask_bbox, sample_instance
+from semguide_core.agent.ddpg import DDPG
+from semguide_core.agent.replay import Replay
+from semguide_core.agent.rewards import Context, Rewards, RewardWeights, focus_distance
+from semguide_core.agent.spec import agent_spec
+from semguide_core.agent.train import train
+from semguide_core.config import AgentParams, Params
+from semguide_core.errors import TrainingDiverged
+from semguide_core.runtime import Checkpoint
+from semguide_core.strokes import rasterise
+
+SIDE = 16
+TINY = AgentParams(episode_steps=2, envs=4, train_steps=8, warmup_steps=2, batch_size=8, replay_size=64,
+                   actor_width=4, critic_width=4, disc_width=4, checkpoint_every=2, log_every=2, val_images=2)
+
+
+class TinyRenderer(torch.nn.Module):
+    """A differentiable stand-in for Phi: a linear map of the 10 shape numbers to a density map."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(10, SIDE * SIDE).requires_grad_(False)
+
+    def forward(self, a):
+        return torch.sigmoid(self.fc(a[:, :10])).view(-1, SIDE, SIDE)
+
+
+def synthetic_pool(n=12) -> Pool:
+    gen = torch.Generator().manual_seed(0)
+    images = (torch.rand(n, 3, SIDE, SIDE, generator=gen) * 255).to(torch.uint8)
+    masks = torch.zeros(n, 1, SIDE, SIDE)
+    masks[:, :, 4:12, 3:11] = 1
+    instances = masks[:, 0].to(torch.uint8)
+    return Pool(images=images, masks=masks.half(), gbp=(masks * 0.5).half(), bboxes=mask_bbox(masks[:, 0]),
+                gt_masks=masks.to(torch.uint8), instances=instances, n_instances=np.ones(n, dtype=int),
+                train=[np.arange(8)], test=np.arange(8, n))
+
+
+# ---------------------------------------------------------------------------------------------- Eq. 3-4
+def test_bilevel_update_matches_hand_computed_canvas():
+    canvas = torch.full((1, 3, 1, 2), 0.5)
+    mask = torch.tensor([[[[1.0, 0.0]]]])             # S_I: left pixel foreground
+    bundle = torch.zeros(1, 2, 13)
+    bundle[0, 0, 10:13] = torch.tensor([1.0, 0.0, 0.0])  # background stroke, red
+    bundle[0, 1, 10:13] = torch.tensor([0.0, 0.0, 1.0])  # foreground stroke, blue
+    density = torch.tensor([[[0.5, 0.5]], [[1.0, 0.25]]])  # Phi of the two strokes
+    out = env.paint_bundle(canvas, bundle, lambda a: density, n_background=1, masks=mask)
+    # Eq. 3: C_b = C (1 - 0.5) + 0.5 * red * (1 - S)  -> left (.25,.25,.25), right (.75,.25,.25)
+    # Eq. 4: C = C_b (1 - Phi_f) + Phi_f * blue * S    -> left (0,0,1), right (.5625,.1875,.1875)
+    expected = torch.tensor([[[0.0, 0.5625]], [[0.0, 0.1875]], [[1.0, 0.1875]]])
+    assert torch.allclose(out[0], expected)
+
+
+def test_baseline_composites_unmasked():
+    canvas = torch.zeros(1, 3, 1, 2)
+    bundle = torch.zeros(1, 1, 13)
+    bundle[0, 0, 10:13] = 1.0
+    out = env.paint_bundle(canvas, bundle, lambda a: torch.ones(1, 1, 2), n_background=1, masks=None)
+    assert torch.allclose(out, torch.ones_like(out))
+
+
+# ---------------------------------------------------------------------------------------------- rewards
+def test_focus_distance_hand_case_and_invariance_to_extent():
+    target = torch.zeros(1, 3, 4, 4)
+    canvas = torch.zeros(1, 3, 4, 4)
+    canvas[:, :, :2] = 0.5                 # error 0.5 on the top half, 0 below
+    g = torch.zeros(1, 1, 4, 4)
+    g[:, :, 0, 0] = 1.0                    # one key pixel, in the wrong half
+    assert focus_distance(target, canvas, g).item() == pytest.approx(0.25, rel=1e-4)
+    g_wide = torch.zeros(1, 1, 4, 4)
+    g_wide[:, :, :2] = 1.0                 # 8 key pixels with the same error: same distance
+    assert focus_distance(target, canvas, g_wide).item() == pytest.approx(0.25, rel=1e-4)
+    g_mixed = g_wide.clone()
+    g_mixed[:, :, 2:] = 1.0                # half the key pixels now correct: half the distance
+    assert focus_distance(target, canvas, g_mixed).item() == pytest.approx(0.125, rel=1e-4)
+    assert focus_distance(target, canvas, 0.3 * g_wide).item() == pytest.approx(0.25, rel=1e-4)
+
+
+@pytest.mark.parametrize("weights", [RewardWeights(1, 0, 0), RewardWeights(1, 2, 10), RewardWeights(0, 0, 1)])
+def test_stroke_towards_target_earns_positive_reward(weights):
+    stroke = torch.tensor([[0.2, 0.3, 0.5, 0.5, 0.8, 0.7, 0.3, 0.3, 1.0, 1.0, 0.9, 0.6, 0.1]])
+    canvas = torch.zeros(1, 3, 32, 32)
+    target = env.paint_bundle(canvas, stroke[:, None], lambda a: rasterise(a, 32), 1, None)
+    mask = torch.ones(1, 1, 32, 32)
+    ctx = Context(target, mask, mask, torch.tensor([[0.1, 0.1, 0.8, 0.8]]))
+    reward, terms = Rewards(weights, "l2")(canvas, target, ctx)
+    assert reward.item() > 0 and all(r.item() > 0 for r in terms.values())
+    worse, _ = Rewards(weights, "l2")(target, canvas, ctx)  # undoing it is penalised
+    assert worse.item() < 0
+
+
+# ------------------------------------------------------------------------------------------- instances
+def test_instance_sampling_follows_pixel_areas():
+    instances = torch.zeros(10, 10, dtype=torch.uint8)
+    instances[:1] = 1      # 10 pixels
+    instances[1:4] = 2     # 30 pixels
+    instances[4:10] = 3    # 60 pixels
+    gen = torch.Generator().manual_seed(0)
+    draws = np.array([sample_instance(instances, 3, gen) for _ in range(3000)])
+    freq = np.bincount(draws, minlength=4)[1:] / len(draws)
+    assert np.allclose(freq, [0.1, 0.3, 0.6], atol=0.03)
+    assert sample_instance(instances, 1, gen) == 0
+
+
+def test_instance_context_restricts_mask_and_box():
+    pool = synthetic_pool()
+    inst = pool.instances.clone()
+    inst[0, :, :] = 0
+    inst[0, 4:12, 3:7] = 1
+    inst[0, 4:12, 7:11] = 2
+    pool = replace(pool, instances=inst, n_instances=np.array([2] + [1] * 11))
+    ctx = pool.context(torch.tensor([0]), torch.tensor([2]), "cpu")
+    assert ctx.masks[0, 0, 4:12, 7:11].min() == 1 and ctx.masks[0, 0, :, :7].max() == 0
+    assert torch.allclose(ctx.bboxes[0], torch.tensor([7 / SIDE, 4 / SIDE, 4 / SIDE, 8 / SIDE]))
+
+
+def test_mixed_pool_draws_in_ratio():
+    pool = synthetic_pool().merged(synthetic_pool(), mix=0.2)
+    idx, _ = pool.sample(2000, torch.Generator().manual_seed(1))
+    assert (idx >= 12).float().mean().item() == pytest.approx(0.2, abs=0.03)
+
+
+# ------------------------------------------------------------------------------------------ DDPG, replay
+@pytest.mark.parametrize("distance", ["l2", "wgan"])
+def test_ddpg_updates_on_a_fixed_batch_lower_the_critic_loss(distance):
+    torch.manual_seed(0)
+    p = replace(TINY, distance=distance, tau=0.0, critic_lr=3e-3, gamma=0.9)
+    spec = agent_spec("semantic", Params())
+    ddpg = DDPG(spec, p, env.neural_density(TinyRenderer()), 100, "cpu")
+    pool = synthetic_pool()
+    ctx = pool.context(torch.arange(8), torch.zeros(8), "cpu")
+    canvas, t = torch.rand(8, 3, SIDE, SIDE), torch.zeros(8)
+    action = torch.rand(8, p.bundle, 13)
+    losses = [ddpg.update(canvas, t, action, ctx)["loss/critic"] for _ in range(15)]
+    assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0]
+
+
+def test_replay_stores_uint8_canvases_and_indexes():
+    replay = Replay(5, SIDE, 5)
+    assert replay.bytes_per_transition == 3 * SIDE * SIDE + 2 + 4 + 2 + 2 * 5 * 13
+    canvas = torch.rand(3, 3, SIDE, SIDE)
+    for _ in range(2):
+        replay.add(canvas, 1, torch.tensor([4, 5, 6]), torch.zeros(3), torch.rand(3, 5, 13))
+    assert replay.size == 5 and replay.next == 1
+    batch = replay.sample(4, torch.Generator().manual_seed(0), "cpu")
+    assert batch["canvas"].shape == (4, 3, SIDE, SIDE) and set(batch["idx"].tolist()) <= {4, 5, 6}
+    assert (batch["canvas"] - canvas[0]).abs().min() <= 1 / 255  # quantised, not altered
+
+
+# ---------------------------------------------------------------------------------------------- training
+class Recorder:
+    """Stands in for DVCLive."""
+
+    def __init__(self):
+        self.step, self.metrics = 0, {}
+
+    def log_metric(self, name, value):
+        self.metrics.setdefault(name, []).append((self.step, value))
+
+    def log_image(self, name, image):
+        self.image = image
+
+    def next_step(self):
+        pass
+
+
+def test_nan_stops_with_clear_error_and_resume_continues_from_saved_step(tmp_path, monkeypatch):
+    spec, pool = agent_spec("semantic", Params()), synthetic_pool()
+    checkpoint = Checkpoint(tmp_path / "ckpt.pt", "run")
+    real_update, calls = DDPG.update, {"n": 0}
+
+    def failing_update(self, *args):
+        calls["n"] += 1
+        logs = real_update(self, *args)
+        if calls["n"] == 5:  # one update after the checkpoint at 4 updates
+            self.step("critic", torch.tensor(float("nan"), requires_grad=True))
+        return logs
+
+    monkeypatch.setattr(DDPG, "update", failing_update)
+    with pytest.raises(TrainingDiverged, match="critic loss is nan at update 4.*ckpt.pt"):
+        train(spec, TINY, pool, TinyRenderer(), checkpoint, Recorder(), "cpu")
+    saved = checkpoint.load()
+    assert saved is not None and saved["updates"] == 4 and saved["env_step"] == 6
+    monkeypatch.setattr(DDPG, "update", real_update)
+    live = Recorder()
+    train(spec, replace(TINY, log_every=1), pool, TinyRenderer(), checkpoint, live, "cpu")
+    # resumed at env step 6 / update 4 with an empty replay: steps 7-8 refill it, then update 5 runs
+    assert [s for s, _ in live.metrics["train/loss/critic"]] == [5]
