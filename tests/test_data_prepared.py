@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from semguide_core.data.prepared import INDEX_COLUMNS, load_prepared, write_prepared
+from semguide_core.data.prepared import INDEX_COLUMNS, PreparedDataset, load_prepared, write_prepared
 from semguide_core.errors import DataError
 
 
@@ -23,7 +23,7 @@ def tiny_prepared(directory, n=3, side=8):
         "label_name": ["a", "c", "b"], "source": [f"img{i}.jpg" for i in range(n)],
         "has_mask": [True, True, False], "bbox_x": [0.125, 0.25, 0.0], "bbox_y": [0.125, 0.25, 0.0],
         "bbox_w": [0.875, 0.5, 1.0], "bbox_h": [0.75, 0.5, 1.0], "n_instances": [2, 1, 0]})[INDEX_COLUMNS]
-    write_prepared(directory, index, images, masks, instances, parts)
+    write_prepared(directory, PreparedDataset(index, images, masks, instances, parts))
     return images, masks, instances
 
 

@@ -117,12 +117,11 @@ def load_prepared(directory: str | Path = "artifacts/prepared") -> PreparedDatas
     return PreparedDataset(index=index, **arrays)
 
 
-def write_prepared(directory: str | Path, index: pd.DataFrame, images: np.ndarray, masks: np.ndarray,
-                   instances: np.ndarray, parts: np.ndarray) -> None:
+def write_prepared(directory: str | Path, dataset: PreparedDataset) -> None:
     """Write the folder atomically: it appears whole or not at all."""
-    assert list(index.columns) == INDEX_COLUMNS, index.columns
+    assert list(dataset.index.columns) == INDEX_COLUMNS, dataset.index.columns
     with atomic_path(directory) as tmp:
         tmp.mkdir(parents=True)
-        index.to_csv(tmp / "index.csv", index=False)
-        for name, array in zip(ARRAYS, (images, masks, instances, parts)):
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array, dtype=np.uint8))
+        dataset.index.to_csv(tmp / "index.csv", index=False)
+        for name in ARRAYS:
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(dataset, name), dtype=np.uint8))
