@@ -56,7 +56,132 @@ class RendererParams:
 class PrepareParams:
     """Stage `prepare`: read `dataset` through its loader, resize to the canvas."""
     data_dir: str = param("data", doc="root holding the datasets (tracked by data.dvc)")
-    max_images: int = param(0, lo=0, doc="0 = all")
+    max_images: int = param(0, lo=0, doc="0 = all; else that many, evenly spaced through the dataset")
+    test_fraction: float = param(0.25, lo=0.0, hi=0.9, doc="test share of each sequence, for datasets "
+                                 "without an official split (Virtual KITTI)")
+
+
+@dataclass(frozen=True)
+class SegmenterParams:
+    """Stage `train_segmenter`: DeepLabV3 foreground segmentation (Sec. 6.1), see docs/semantics.md."""
+    backbone: str = param("mobilenet_v3_large", choices=["mobilenet_v3_large", "resnet50", "resnet101"],
+                          doc="the paper: resnet101")
+    weights: str = param("auto", doc="auto: torchvision's cached COCO/VOC file if present, else train; "
+                                     "none: train; or the path of that file")
+    voc_foreground: list = param(["bird", "car"], doc="VOC classes that count as foreground (pretrained weights)")
+    datasets: list = param(["sample-birds", "sample-scenes"], doc="datasets with masks to train on")
+    max_images: int = param(400, lo=0, doc="images per dataset, 0 = all")
+    resolution: int = param(96, lo=32, hi=1024, doc="side the images are resized to inside the segmenter")
+    batch_size: int = param(16, lo=1)
+    steps: int = param(150, lo=1)
+    lr: float = param(1e-3, lo=0.0)
+    checkpoint_every: int = param(50, lo=1)
+    seed: int = param(0, lo=0)
+
+
+@dataclass(frozen=True)
+class ExtractMasksParams:
+    """Stage `extract_masks`: the segmenter's masks for a dataset without masks (Stanford Cars)."""
+    dataset: str = param("sample-cars", doc="set it to `dataset` when that one has no masks")
+    threshold: float = param(0.5, lo=0.0, hi=1.0, doc="foreground probability above which a pixel is object")
+
+
+@dataclass(frozen=True)
+class PsiParams:
+    """Stage `train_psi`: Psi (Eq. 7), foreground mask head (cross-entropy) + bbox head (Smooth L1)."""
+    widths: list = param([16, 32, 64, 96], lo=1, doc="channels per encoder level; each level halves the side")
+    bbox_weight: float = param(5.0, lo=0.0, doc="weight of L_bbox against L_fg")
+    smooth_l1_beta: float = param(0.05, lo=1e-6, doc="where Smooth L1 turns from quadratic to linear")
+    batch_size: int = param(32, lo=1)
+    steps: int = param(300, lo=1)
+    lr: float = param(3e-3, lo=0.0)
+    checkpoint_every: int = param(100, lo=1)
+    seed: int = param(0, lo=0)
+
+
+@dataclass(frozen=True)
+class ExpertParams:
+    """Stage `train_expert`: the EfficientNet-B0-style expert classifier for guided backprop (Sec. 6.2)."""
+    width_mult: float = param(0.5, lo=0.05, hi=4.0, doc="B0 channel multiplier (1 = efficientnet_b0)")
+    depth_mult: float = param(0.5, lo=0.05, hi=4.0, doc="B0 layer multiplier (1 = efficientnet_b0)")
+    resolution: int = param(64, lo=16, hi=1024, doc="side of the object crop the expert classifies")
+    weights: str = param("", doc="path of a torchvision efficientnet_b0 ImageNet state dict; empty = from scratch")
+    dropout: float = param(0.2, lo=0.0, hi=1.0)
+    stochastic_depth: float = param(0.0, lo=0.0, hi=1.0)
+    batch_size: int = param(32, lo=1)
+    steps: int = param(400, lo=1)
+    lr: float = param(3e-3, lo=0.0)
+    checkpoint_every: int = param(100, lo=1)
+    seed: int = param(0, lo=0)
+
+
+@dataclass(frozen=True)
+class GbpParams:
+    """Stage `gbp`: guided-backprop maps G_I of every prepared image (Sec. 4.3)."""
+    percentile: float = param(99.0, lo=1.0, hi=100.0, doc="each map is divided by this percentile, then clipped")
+    batch_size: int = param(64, lo=1)
+    figure_images: int = param(4, lo=1, hi=16, doc="test images shown in figures/semantics.png")
+
+
+@dataclass(frozen=True)
+class AgentParams:
+    """Stages `train_agent@<name>`: model-based DDPG painting agent (Sec. 3-6), see docs/agent.md.
+
+    Defaults are the CPU profile; profiles/paper.yaml holds the paper's (128 px, ResNet-18, batch 96, 2M steps).
+    """
+    episode_steps: int = param(40, lo=1, doc="bundles per episode, T (the paper: 40 bundles = 200 strokes)")
+    bundle: int = param(5, lo=1, doc="strokes per step, K")
+    foreground_strokes: int = param(3, lo=0, doc="of the K, foreground strokes of the semantic agent (paper 3:2)")
+    train_steps: int = param(1100, lo=1, doc="environment steps, each for `envs` parallel episodes (paper: 2M)")
+    envs: int = param(16, lo=1, doc="parallel episodes (published: 96)")
+    updates_per_step: float = param(1.0, lo=0.0, doc="gradient updates per environment step (published: 0.25)")
+    warmup_steps: int = param(20, lo=0, doc="environment steps with the untrained actor before any update")
+    batch_size: int = param(32, lo=1, doc="transitions per update (paper: 96)")
+    replay_size: int = param(8000, lo=1, doc="transitions kept (published: 800 episodes)")
+    actor_width: int = param(24, lo=1, doc="channels of the first ResNet stage (ResNet-18: 64)")
+    actor_blocks: list = param([1, 1, 1, 1], lo=0, hi=8, doc="residual blocks per stage (ResNet-18: [2,2,2,2])")
+    critic_width: int = param(16, lo=1)
+    critic_blocks: list = param([1, 1, 1, 1], lo=0, hi=8)
+    distance: str = param("l2", choices=["l2", "wgan"], doc="L in every reward: WGAN-GP discriminator or MSE")
+    disc_width: int = param(16, lo=1, doc="channels of the discriminator's first conv (published: 16)")
+    gp_lambda: float = param(10.0, lo=0.0, doc="WGAN gradient-penalty weight")
+    gamma: float = param(0.774, lo=0.0, hi=1.0, doc="discount per step (published: 0.95 ** 5)")
+    tau: float = param(0.01, lo=0.0, hi=1.0, doc="soft-update rate of target networks (published: 0.001)")
+    actor_lr: float = param(1e-3, lo=0.0)
+    critic_lr: float = param(3e-4, lo=0.0)
+    disc_lr: float = param(3e-4, lo=0.0)
+    lr_decay_at: list = param([0.5, 0.8], lo=0.0, hi=1.0, doc="fractions of training where the lrs drop")
+    lr_decay: float = param(0.3, lo=0.0, hi=1.0, doc="factor of each drop (published: 1e-3 -> 3e-4 -> 1e-4)")
+    noise: float = param(0.0, lo=0.0, doc="std of Gaussian exploration noise on actions (published: 0)")
+    mix_artifacts: str = param("", doc="artifacts dir (prepared/, psi/, gbp/) of a second, single-instance "
+                                       "dataset to mix in (Sec. 5); empty = none")
+    mix_ratio: float = param(0.2, lo=0.0, hi=1.0, doc="share of episodes drawn from mix_artifacts")
+    checkpoint_every: int = param(200, lo=1, doc="updates between checkpoints")
+    log_every: int = param(50, lo=1, doc="updates between logged training metrics")
+    val_images: int = param(8, lo=1, doc="test images painted for validation metrics and the grid")
+    seed: int = param(0, lo=0)
+
+
+@dataclass(frozen=True)
+class PaintParams:
+    """Stage `paint` and `semguide paint`: inference with the trained agents (Sec. 5, Eq. 16)."""
+    strokes: int = param(200, lo=1, doc="strokes per test image (the paper compares at 200)")
+    frame_counts: list = param([10, 20, 30, 50, 100, 200], lo=1, doc="strokes after which the canvas is "
+                               "kept for the sequence figure (Fig. 6) and the painting-order measure")
+    max_images: int = param(16, lo=0, doc="test images painted by each agent, 0 = all")
+    batch_size: int = param(16, lo=1, doc="images painted together")
+    min_instance_area: float = param(0.002, lo=0.0, hi=1.0, doc="smallest foreground instance (share of the "
+                                     "image); smaller components of Psi's mask are background")
+    max_instances: int = param(8, lo=1, doc="foreground instances Eq. 16 chooses among, largest first")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Stage `evaluate`: the paper's Tables 1-2, whole-image scores, painting order and figures."""
+    l2_side: int = param(128, lo=16, hi=1024, doc="side at which foreground L2 is computed (the paper: 128)")
+    order_fraction: float = param(0.5, lo=0.0, hi=1.0, doc="painting order: strokes until the foreground "
+                                  "(background) error falls below this share of its blank-canvas value")
+    figure_images: int = param(4, lo=1, hi=16, doc="rows of the comparison and sequence figures")
 
 
 @dataclass(frozen=True)
@@ -67,10 +192,20 @@ class Params:
     kappa: float = param(0.0, lo=0.0, doc="focus-only ablation weight (Sec. 7.1); 0 = baseline")
     canvas: int = param(64, lo=16, hi=1024, doc="canvas side in pixels (the paper: 128)")
     device: str = param("auto", choices=["auto", "cpu", "cuda"])
-    dataset: str = param("sample-birds", doc="which dataset `prepare` reads (see semguide_core.data)")
+    dataset: str = param("sample-birds", choices=["sample-birds", "sample-cars", "sample-scenes", "cub", "cars",
+                                                  "vkitti"],
+                         doc="which dataset `prepare` reads: a folder under prepare.data_dir, see docs/data.md")
     strokes: StrokesParams = field(default_factory=StrokesParams)
     renderer: RendererParams = field(default_factory=RendererParams)
     prepare: PrepareParams = field(default_factory=PrepareParams)
+    segmenter: SegmenterParams = field(default_factory=SegmenterParams)
+    extract_masks: ExtractMasksParams = field(default_factory=ExtractMasksParams)
+    psi: PsiParams = field(default_factory=PsiParams)
+    expert: ExpertParams = field(default_factory=ExpertParams)
+    gbp: GbpParams = field(default_factory=GbpParams)
+    agent: AgentParams = field(default_factory=AgentParams)
+    paint: PaintParams = field(default_factory=PaintParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
 
 # ----------------------------------------------------------------------------------------------- loader

@@ -1,0 +1,84 @@
+"""The expert classifier whose guided-backprop maps drive the focus reward (Sec. 4.3, 6.2).
+
+The paper uses an EfficientNet-B0 trained on the dataset's classes (Stanford Cars). This is torchvision's
+EfficientNet built from the B0 table with a width and a depth multiplier, so that width = depth = 1 is
+exactly `torchvision.models.efficientnet_b0` (a local ImageNet weights file for it loads), while smaller
+multipliers train on a CPU. The expert classifies the object crop: the image times its foreground mask,
+cropped to the box and resized to `resolution` (the published code feeds its expert the same crop).
+"""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models.efficientnet import EfficientNet, MBConvConfig
+
+from semguide_core.align import crop
+from semguide_core.semantics.boxes import paste_boxes
+from semguide_core.semantics.guided_backprop import (GuidedActivation, guided_gradients, make_guided,
+                                                     normalise_maps)
+from semguide_core.semantics.model_files import load_model, load_weights_file
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Expert(nn.Module):
+    """forward(crops [N, 3, R, R] in [0, 1]) -> class logits [N, n_classes]; normalises like ImageNet.
+
+    `resolution` (R) is the side of the object crops it was trained on (see object_crops)."""
+
+    def __init__(self, n_classes: int, width_mult: float = 1.0, depth_mult: float = 1.0,
+                 dropout: float = 0.2, stochastic_depth: float = 0.2, resolution: int = 64):
+        super().__init__()
+        self.config = {"n_classes": n_classes, "width_mult": width_mult, "depth_mult": depth_mult,
+                       "dropout": dropout, "stochastic_depth": stochastic_depth, "resolution": resolution}
+        self.resolution = resolution
+        stage = partial(MBConvConfig, width_mult=width_mult, depth_mult=depth_mult)
+        b0 = [  # expand ratio, kernel, stride, in channels, out channels, layers (EfficientNet-B0, Table 1)
+            stage(1, 3, 1, 32, 16, 1), stage(6, 3, 2, 16, 24, 2), stage(6, 5, 2, 24, 40, 2),
+            stage(6, 3, 2, 40, 80, 3), stage(6, 5, 1, 80, 112, 3), stage(6, 5, 2, 112, 192, 4),
+            stage(6, 3, 1, 192, 320, 1)]
+        self.net = EfficientNet(b0, dropout, stochastic_depth_prob=stochastic_depth, num_classes=n_classes)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.net((crops - self.mean) / self.std)
+
+
+def load_imagenet_weights(expert: Expert, path: str | Path) -> None:
+    """Load the feature layers of a torchvision efficientnet_b0 ImageNet state dict (the classifier,
+    1000 classes, is replaced by the dataset's). Needs width_mult = depth_mult = 1."""
+    load_weights_file(path, expert.net.features, "EfficientNet-B0 ImageNet weights", keep_prefix="features.")
+
+
+def load_expert(path: str | Path, device="cpu") -> Expert:
+    """models/expert.pt as a frozen Expert on `device` (ModelFileError naming a bad file)."""
+    return load_model(path, Expert, "expert classifier", device)
+
+
+def object_crops(images: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor, resolution: int):
+    """What the expert sees: images [N, 3, H, W] times masks [N, 1, H, W], the boxes [N, 4] cropped
+    (Omega) to resolution x resolution."""
+    return crop(images * masks, boxes, (resolution, resolution))
+
+
+def gbp_maps(expert: nn.Module, images: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
+             percentile: float = 99.0) -> torch.Tensor:
+    """G_I for images [N, 3, H, W] with masks [N, 1, H, W] and boxes [N, 4]: [N, 1, H, W] in [0, 1].
+
+    Guided backprop of the predicted class on the object crop; the map is the sum over colour channels
+    of |gradient|, normalised by its `percentile`-th value on the crop, clipped to [0, 1] (as the
+    published code) and pasted back into the box. `expert` is an Expert or its `make_guided` copy
+    (pass the copy when calling batch after batch, to build it once).
+    """
+    guided = expert if any(isinstance(m, GuidedActivation) for m in expert.modules()) else make_guided(expert)
+    device = next(guided.parameters()).device
+    images, masks, boxes = images.to(device), masks.to(device), boxes.to(device)
+    grad, _ = guided_gradients(guided, object_crops(images, masks, boxes, expert.resolution))
+    crop_maps = normalise_maps(grad.abs().sum(1), percentile)
+    maps = paste_boxes(crop_maps[:, None], boxes, images.shape[2], images.shape[3])
+    return maps.clamp(0.0, 1.0)

@@ -1,0 +1,71 @@
+"""One supervised training loop for the three semantic models (segmenter, Psi, expert).
+
+Adam with a cosine learning-rate decay, a tqdm progress bar, DVCLive logging, and a checkpoint
+(`runtime.Checkpoint`) every `checkpoint_every` steps and at the end. A killed run resumes from its
+checkpoint when rerun with the same settings; the stage clears the checkpoint once its outputs are
+written. Batches are drawn from a generator seeded by (seed, step), so a resumed run sees the batches an
+uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from dvclive import Live
+from tqdm import tqdm
+
+from semguide_core.errors import TrainingDiverged
+from semguide_core.runtime import Checkpoint
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int
+    lr: float
+    checkpoint_every: int
+    seed: int
+    log_every: int = 10
+
+
+def fit(model: torch.nn.Module, loss_fn: Callable, sample_batch: Callable, schedule: Schedule,
+        checkpoint: Checkpoint, live_dir: str | Path, desc: str) -> torch.nn.Module:
+    """Train `model` in place and return it.
+
+    sample_batch(generator) -> batch, drawn with the step's own generator;
+    loss_fn(model, batch) -> (loss tensor, {name: float} logged to DVCLive).
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
+    start = 0
+    state = checkpoint.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+        print(f"resuming {checkpoint.path} at step {start}")
+    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=start > 0)
+    model.train()
+    for step in tqdm(range(start, schedule.steps), desc=desc, initial=start, total=schedule.steps):
+        for group in optimizer.param_groups:  # cosine decay from lr to 0
+            group["lr"] = schedule.lr * 0.5 * (1 + math.cos(math.pi * step / schedule.steps))
+        generator = torch.Generator().manual_seed(schedule.seed * 1_000_003 + step)
+        loss, logs = loss_fn(model, sample_batch(generator))
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"{desc}: loss is {loss.item()} at step {step}; "
+                                   f"last good checkpoint kept in {checkpoint.path}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if (step + 1) % schedule.log_every == 0 or step + 1 == schedule.steps:
+            live.step = step + 1  # DVCLive's x axis is the training step, also after a resume
+            for name, value in logs.items():
+                live.log_metric(name, value)
+            live.next_step()
+        if (step + 1) % schedule.checkpoint_every == 0 or step + 1 == schedule.steps:
+            checkpoint.save({"step": step + 1, "model": model.state_dict(),
+                             "optimizer": optimizer.state_dict()})
+    live.end()
+    return model.eval()
+
