@@ -1,0 +1,264 @@
+"""paint: Eq. 16, instances, the painting loop, exports (SVG round trip), image input and bad files."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semguide_core import paint as P
+from semguide_core import strokes as S
+from semguide_core.errors import DataError
+
+
+class RandomAgent:
+    """Stands in for a trained agent: seeded random bundles, records what it was shown."""
+
+    def __init__(self, kind="semantic", bundle=5, n_background=2, steps=4):
+        self.kind, self.bundle, self.n_background, self.steps = kind, bundle, n_background, steps
+        self.semantic_inputs = kind == "semantic"
+        self.generator = torch.Generator().manual_seed(0)
+        self.seen_steps, self.seen_masks = [], []
+
+    def act(self, canvas, target, mask, gbp, bbox, step):
+        self.seen_steps.append(step)
+        self.seen_masks.append(mask.clone())
+        return torch.rand(len(canvas), self.bundle, S.STROKE_SIZE, generator=self.generator)
+
+
+def two_instances(side=16):
+    """Instance 1: rows 0-3, cols 0-3 (16 px); instance 2: rows 8-13, cols 8-13 (36 px)."""
+    masks = torch.zeros(1, 2, side, side)
+    masks[0, 0, :4, :4] = 1
+    masks[0, 1, 8:14, 8:14] = 1
+    return masks
+
+
+# ---------------------------------------------------------------------------------------------- Eq. 16
+def test_eq16_picks_the_instance_with_the_largest_remaining_error():
+    instances = two_instances()
+    target = torch.zeros(1, 3, 16, 16)
+    target[0, :, :4, :4] = 1.0        # instance 1: error 1 on 16 px x 3 channels -> ||.||_F = sqrt(48)
+    target[0, 0, 8:14, 8:14] = 0.5    # instance 2: error 0.5 on 36 px x 1 channel -> sqrt(9) = 3
+    canvas = torch.zeros_like(target)
+    assert P.choose_instance(target, canvas, instances).tolist() == [0]
+    canvas[0, :, :4, :4] = 0.5        # instance 1 half painted: sqrt(48 * 0.25) = sqrt(12) ~ 3.46 > 3
+    assert P.choose_instance(target, canvas, instances).tolist() == [0]
+    canvas[0, :, :4, :4] = 0.7        # sqrt(48 * 0.09) = sqrt(4.32) ~ 2.08 < 3: instance 2 now
+    assert P.choose_instance(target, canvas, instances).tolist() == [1]
+    # error outside every instance does not count
+    canvas[0, :, 4:8, 4:8] = 1.0
+    assert P.choose_instance(target, canvas, instances).tolist() == [1]
+
+
+def test_instances_are_connected_components_largest_first_small_ones_dropped():
+    soft = torch.zeros(16, 16)
+    soft[:4, :4] = 0.9        # 16 px
+    soft[8:14, 8:14] = 0.8    # 36 px
+    soft[15, 0] = 0.9         # a 1 px speck
+    soft[0, 10] = 0.3         # below the 0.5 threshold
+    masks = P.instance_masks(soft, min_area=2 / 256, max_instances=8)
+    assert masks.shape == (2, 16, 16)
+    assert masks[0].sum() == 36 and masks[0, 8, 8] == 1
+    assert masks[1].sum() == 16 and masks[1, 0, 0] == 1
+    assert P.instance_masks(soft, 2 / 256, max_instances=1).shape == (1, 16, 16)
+    assert P.instance_masks(torch.zeros(16, 16), 0.0, 8).shape == (0, 16, 16)
+
+
+# ------------------------------------------------------------------------------------------ painting loop
+def scene_with_two_instances(side=16):
+    soft = torch.zeros(1, 1, side, side)
+    soft[0, 0, :4, :4] = 1
+    soft[0, 0, 8:14, 8:14] = 1
+    target = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1))
+    return P.make_scene(target, soft, torch.zeros_like(soft), min_area=0.0, max_instances=8)
+
+
+def test_semantic_loop_masks_strokes_by_region_and_follows_eq16():
+    scene = scene_with_two_instances()
+    agent = RandomAgent("semantic", bundle=5, n_background=2, steps=3)
+    painting = P.paint(agent, scene, n_strokes=23, frame_counts=(10, 20, 23))
+    assert painting.strokes.shape == (1, 23, 13)           # the last bundle cut to 3 strokes
+    region = painting.region[0].view(-1).tolist()
+    assert region[:5][:2] == [0, 0] and set(region[2:5]) <= {1, 2}   # background first, then one instance
+    assert agent.seen_steps == [0, 1, 2, 2, 2]             # the step input stops at T - 1
+    assert sorted(painting.frames) == [10, 20, 23]
+    # the shown mask is S restricted to the chosen instance (one of the two boxes, never both)
+    for mask in agent.seen_masks:
+        assert mask.sum() in (16.0, 36.0)
+    # replaying the recorded strokes reproduces the painting exactly
+    replay = P.render(painting.strokes, painting.region, scene.regions)
+    assert torch.allclose(replay, painting.canvas, atol=1e-6)
+    # a foreground stroke never puts colour outside the instances: the outside only gets background colour
+    fg_only = P.render(painting.strokes * 1, painting.region.clamp(min=1), scene.regions)
+    outside = scene.regions[0, 0].bool()
+    assert fg_only[0][:, outside].abs().max() == 0
+
+
+def test_baseline_strokes_are_unmasked_and_image_without_instance_gets_no_foreground_colour():
+    soft = torch.zeros(1, 1, 16, 16)
+    scene = P.make_scene(torch.rand(1, 3, 16, 16), soft, soft, 0.0, 8)
+    base = P.paint(RandomAgent("baseline"), scene, n_strokes=10)
+    assert (base.region == P.UNMASKED).all() and not base.foreground.any()
+    sem = P.paint(RandomAgent("semantic"), scene, n_strokes=10)
+    # no instance: foreground strokes are recorded but made invisible (opacity 0)
+    assert (sem.strokes[0, sem.foreground[0], 8:10] == 0).all()
+
+
+def test_divided_painting_strokes_are_in_whole_image_coordinates():
+    # a stroke in patch (row 1, col 0) of a 2 x 2 division covers the same pixels rendered whole
+    patch_stroke = torch.tensor([[[0.2, 0.3, 0.5, 0.5, 0.8, 0.6, 0.1, 0.1, 1, 1, 1, 1, 1]]]).repeat(4, 1, 1)
+    whole = P.to_whole_image(patch_stroke, divide=2)[2:3, 0]   # patch 2 = row 1, col 0
+    assert torch.allclose(whole[0, [0, 1, 4, 5]], torch.tensor([0.1, 0.65, 0.4, 0.8]))
+    assert torch.allclose(whole[0, 6:8], torch.tensor([0.05, 0.05]))
+    big = S.rasterise(whole, 64)[0]
+    small = S.rasterise(patch_stroke[0], 32)[0]
+    iou = ((big[32:, :32] > 0.5) & (small > 0.5)).sum() / ((big[32:, :32] > 0.5) | (small > 0.5)).sum()
+    assert iou > 0.8 and big[:32].sum() == 0
+
+
+def test_paint_divided_paints_whole_then_patches_at_the_larger_side():
+    scene = scene_with_two_instances()
+    big_target = torch.rand(1, 3, 32, 32)
+    painting = P.paint_divided(RandomAgent("semantic"), scene, big_target, n_strokes=5, divide=2)
+    assert painting.canvas.shape == (1, 3, 32, 32)
+    assert painting.strokes.shape == (1, 5 + 5 * 4, 13)
+    replay = P.render(painting.strokes, painting.region, scene.upsampled(big_target).regions)
+    assert torch.allclose(replay, painting.canvas, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- exports
+@pytest.mark.parametrize("kind", ["baseline", "semantic"])
+def test_svg_round_trip_matches_the_rasterised_painting(kind):
+    scene = scene_with_two_instances(side=32)
+    painting = P.paint(RandomAgent(kind), scene, n_strokes=15)
+    svg = P.to_svg(painting.strokes[0], painting.region[0], scene.regions[0])
+    rendered = P.render_svg(svg)
+    assert rendered.shape == (3, 32, 32)
+    assert P.psnr(rendered, painting.canvas[0]) > 30
+    # and it is not trivially close: an empty SVG is far from the painting
+    empty = P.render_svg(P.to_svg(painting.strokes[0, :0], painting.region[0, :0], scene.regions[0]))
+    assert P.psnr(empty, painting.canvas[0]) < 20
+
+
+def test_svg_of_one_opaque_stroke_covers_what_the_rasteriser_covers():
+    a = torch.tensor([[0.1, 0.2, 0.5, 0.9, 0.9, 0.7, 0.2, 0.4, 1.0, 0.5, 0.2, 0.6, 1.0]])
+    density = S.rasterise(a, 32)
+    canvas = S.composite(torch.zeros(1, 3, 32, 32), density, a[:, 10:13])[0]
+    rendered = P.render_svg(P.to_svg(a, torch.tensor([P.UNMASKED]), torch.ones(1, 32, 32)))
+    assert P.psnr(rendered, canvas) > 30
+
+
+def test_strokes_record_has_13_numbers_flag_and_instance():
+    record = P.strokes_record(torch.rand(3, 13), torch.tensor([0, 2, P.UNMASKED]), 64, "semantic", "x.png")
+    json.dumps(record)
+    strokes = record["strokes"]
+    assert [len(s["a"]) for s in strokes] == [13, 13, 13]
+    assert [s["foreground"] for s in strokes] == [False, True, False]
+    assert [s["instance"] for s in strokes] == [None, 2, None]
+    assert [s["masked"] for s in strokes] == [True, True, False]
+
+
+def test_gif_has_one_frame_per_bundle(tmp_path):
+    frames = [torch.full((3, 8, 8), v) for v in (0.0, 0.5, 1.0)]
+    P.save_gif(frames, tmp_path / "a.gif")
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.n_frames == 3
+
+
+# ------------------------------------------------------------------------------------------ image input
+def test_load_image_converts_grey_rgba_16bit_and_tiny(tmp_path):
+    Image.fromarray(np.full((10, 20), 128, np.uint8), "L").save(tmp_path / "grey.png")
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:4, :, 3] = 255  # top half opaque red, bottom half transparent -> white
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(np.full((6, 6), 65535 // 4, np.uint16)).save(tmp_path / "deep.png")
+    Image.new("RGB", (1, 1), (0, 255, 0)).save(tmp_path / "dot.png")
+
+    grey = P.load_image(tmp_path / "grey.png", 16)
+    assert grey.shape == (3, 16, 16) and torch.allclose(grey, torch.full_like(grey, 128 / 255), atol=1e-3)
+    rgba = P.load_image(tmp_path / "rgba.png", 8)
+    assert torch.allclose(rgba[:, 0, 0], torch.tensor([1.0, 0, 0])) and torch.allclose(rgba[:, 7, 0], torch.ones(3))
+    deep = P.load_image(tmp_path / "deep.png", 8)
+    assert abs(float(deep.mean()) - 0.25) < 0.01
+    dot = P.load_image(tmp_path / "dot.png", 8)
+    assert torch.allclose(dot, torch.tensor([0.0, 1, 0])[:, None, None].expand(3, 8, 8))
+
+
+def test_load_image_bad_files_are_one_line_errors(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    good = tmp_path / "good.png"
+    Image.new("RGB", (20, 20), (10, 20, 30)).save(good)
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:60])
+    for name in ("notes.txt", "cut.png", "missing.png"):
+        with pytest.raises(DataError, match=name) as err:
+            P.load_image(tmp_path / name, 8)
+        assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------------- `semguide paint`
+def write_baseline_agent(models, canvas):
+    from semguide_core.agent.env import in_channels
+    from semguide_core.agent.inference import PaintingAgent, agent_file
+    from semguide_core.agent.networks import Actor
+
+    arch = {"in_channels": in_channels(False), "bundle": 5, "width": 4, "blocks": [1, 1, 1, 1]}
+    agent = PaintingAgent("baseline", "baseline", 5, 2, False, Actor(**arch))
+    models.mkdir()
+    torch.save(agent_file(agent, arch), models / "agent_baseline.pt")
+
+
+# as the CLI runs it: a SemguideError becomes one `error:` line and exit status 1
+PAINT = "from semguide_core.paint import paint_files; from semguide_core.runtime import run_stage; " \
+        "import sys; from pathlib import Path; " \
+        "run_stage(lambda: sys.exit(paint_files([Path(p) for p in sys.argv[3:]], agent='baseline', strokes=10, " \
+        "out=Path(sys.argv[2]), models=Path(sys.argv[1]), params_file=Path('params.yaml'), divide={divide})))"
+
+
+def run_paint(tmp_path, models, images, divide=1):
+    (tmp_path / "params.yaml").write_text("canvas: 32\ndevice: cpu\n")
+    return subprocess.run([sys.executable, "-c", PAINT.format(divide=divide), str(models), str(tmp_path / "out"),
+                           *map(str, images)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_paint_files_skips_bad_files_and_paints_the_rest(tmp_path):
+    write_baseline_agent(tmp_path / "models", 32)
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "good.jpg")
+    Image.new("RGB", (1, 1), (0, 0, 255)).save(tmp_path / "tiny.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "good.jpg").read_bytes()[:100])
+    images = [tmp_path / n for n in ("notes.txt", "good.jpg", "cut.png", "tiny.png")]
+    result = run_paint(tmp_path, tmp_path / "models", images)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() + result.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "notes.txt" in errors[0] and "cut.png" in errors[1]
+    for name in ("good", "tiny"):  # a 1x1 image is a flat colour: painted like any other
+        for suffix in ("png", "gif", "json", "svg"):
+            assert (tmp_path / "out" / f"{name}.{suffix}").is_file()
+    record = json.loads((tmp_path / "out" / "good.json").read_text())
+    assert len(record["strokes"]) == 10 and record["svg_psnr_db"] > 30
+    assert not (tmp_path / "out" / "notes.png").exists()
+
+
+@pytest.mark.slow
+def test_paint_files_missing_model_is_one_line_error(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    result = run_paint(tmp_path, tmp_path / "no_models", [tmp_path / "a.png"])
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "agent_baseline.pt" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_paint_files_divide_writes_the_larger_painting(tmp_path):
+    write_baseline_agent(tmp_path / "models", 32)
+    Image.new("RGB", (50, 50), (20, 200, 30)).save(tmp_path / "big.png")
+    result = run_paint(tmp_path, tmp_path / "models", [tmp_path / "big.png"], divide=2)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out" / "big.png") as image:
+        assert image.size == (64, 64)
+    assert len(json.loads((tmp_path / "out" / "big.json").read_text())["strokes"]) == 10 + 4 * 10
