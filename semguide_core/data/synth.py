@@ -21,6 +21,7 @@ label images take the centre sample of each block, so they stay hard labels.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 from pathlib import Path
 
@@ -260,7 +261,8 @@ def car_shapes(style: str) -> list[tuple[str, np.ndarray]]:
     shapes = [("body", np.array([[-0.5, -0.08], [-0.5, top + 0.03], [-0.46, top], [0.42, top],
                                  [0.5, top + 0.07], [0.5, -0.08]])),
               ("body", cabin), ("window", window),
-              ("light", rectangle(0.46, top + 0.03, 0.5, top + 0.07)), ("tail", rectangle(-0.5, top + 0.02, -0.47, top + 0.07))]
+              ("light", rectangle(0.46, top + 0.03, 0.5, top + 0.07)),
+              ("tail", rectangle(-0.5, top + 0.02, -0.47, top + 0.07))]
     for x in (-0.32, 0.32):
         shapes += [("tyre", ellipse(x, -0.09, 0.1, 0.1, n=20)), ("hub", ellipse(x, -0.09, 0.05, 0.05, n=14))]
     return shapes
@@ -312,15 +314,25 @@ def write_cars(root: Path, truth: Path, seed: int, count: int, train_fraction: f
             x, y, w, h = pixel_box(mask)  # MATLAB convention: 1-based, inclusive
             annotations[split].append((x + 1, y + 1, x + w, y + h, label + 1, fname))
         (tmp / "devkit").mkdir()
-        scipy.io.savemat(tmp / "devkit" / "cars_meta.mat", {"class_names": class_names})
-        scipy.io.savemat(tmp / "devkit" / "cars_train_annos.mat", {"annotations": _mat_annotations(annotations["train"])})
         # as published: the devkit's test annotations have no class; the labelled file came later
         unlabelled = [(x1, y1, x2, y2, fname) for x1, y1, x2, y2, _, fname in annotations["test"]]
-        scipy.io.savemat(tmp / "devkit" / "cars_test_annos.mat", {"annotations": _mat_annotations(unlabelled)})
-        scipy.io.savemat(tmp / "cars_test_annos_withlabels.mat", {"annotations": _mat_annotations(annotations["test"])})
+        for path, rows in [("devkit/cars_train_annos.mat", annotations["train"]),
+                           ("devkit/cars_test_annos.mat", unlabelled),
+                           ("cars_test_annos_withlabels.mat", annotations["test"])]:
+            save_mat(tmp / path, {"annotations": devkit_annotations(rows)})
+        save_mat(tmp / "devkit" / "cars_meta.mat", {"class_names": class_names})
 
 
-def _mat_annotations(rows: list[tuple]) -> np.ndarray:
+def save_mat(path: Path, variables: dict) -> None:
+    """scipy.io.savemat, with the timestamp of the 116-byte text header replaced so the bytes are reproducible."""
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, variables)
+    data = bytearray(buffer.getvalue())
+    data[:116] = b"MATLAB 5.0 MAT-file, written by semguide_core.data.synth".ljust(116)
+    path.write_bytes(bytes(data))
+
+
+def devkit_annotations(rows: list[tuple]) -> np.ndarray:
     """A 1 x n MATLAB struct array with the devkit's fields (`class` left out when the rows lack it)."""
     fields = ["bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname"]
     if rows and len(rows[0]) == 5:
@@ -353,7 +365,8 @@ def scene_layout(rng: np.random.Generator) -> dict:
         x, w = rng.uniform(-0.05, 1.0) * width, rng.uniform(0.05, 0.2) * width
         h = rng.uniform(0.15, 0.4) * height
         if rng.random() < 0.6:
-            things.append(("Building", rectangle(x, horizon - h, x + w, horizon + 2), jitter(rng, (150, 140, 130), 30)))
+            things.append(("Building", rectangle(x, horizon - h, x + w, horizon + 2),
+                           jitter(rng, (150, 140, 130), 30)))
         else:
             things.append(("Tree", ellipse(x, horizon - h / 2, w / 2, h / 2), jitter(rng, (50, 105, 45), 15)))
     for _ in range(int(rng.integers(1, 4))):

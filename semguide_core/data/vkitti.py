@@ -1,10 +1,11 @@
 """Virtual KITTI 2 (Cabon et al. 2020): vehicles of Camera_0 as foreground instances.
 
-    vkitti2/Scene01/clone/colors.txt                                    "Category r g b" header, then e.g. "Car 255 127 80"
+    vkitti2/Scene01/clone/colors.txt         "Category r g b" header, then e.g. "Car 255 127 80"
     vkitti2/Scene01/clone/frames/rgb/Camera_0/rgb_00000.jpg
-    vkitti2/Scene01/clone/frames/classSegmentation/Camera_0/classgt_00000.png      RGB, colours of colors.txt
-    vkitti2/Scene01/clone/frames/instanceSegmentation/Camera_0/instancegt_00000.png  one channel (palette):
-                                                                         trackID + 1, 0 = no instance
+    vkitti2/Scene01/clone/frames/classSegmentation/Camera_0/classgt_00000.png
+                                             RGB, in the colours of colors.txt
+    vkitti2/Scene01/clone/frames/instanceSegmentation/Camera_0/instancegt_00000.png
+                                             one channel (palette PNG): trackID + 1, 0 = no instance
 (scenes Scene01/02/06/18/20; variations clone, fog, morning, overcast, rain, sunset, 15/30-deg-left/right;
 the rgb, classSegmentation, instanceSegmentation and textgt archives extracted into the same tree).
 
