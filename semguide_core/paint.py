@@ -22,8 +22,7 @@ z / d), so the final image, the JSON and the SVG all hold one list of strokes in
 from __future__ import annotations
 
 import io
-import json
-import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from skimage.measure import label as connected_components
 
 from semguide_core import strokes as S
 from semguide_core.errors import DataError, SemguideError
+from semguide_core.evaluate import psnr
 from semguide_core.runtime import atomic_path, write_json
 from semguide_core.semantics.boxes import mask_to_bbox
 
@@ -249,8 +249,8 @@ def paint_divided(agent, scene: Scene, target_big: torch.Tensor, n_strokes: int,
 
 # ------------------------------------------------------------------------------------------- exports
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] float in [0,1] -> [H, W, 3] uint8."""
-    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    """[..., 3, H, W] float in [0,1] -> [..., H, W, 3] uint8."""
+    return (image.clamp(0, 1) * 255).round().byte().movedim(-3, -1).cpu().numpy()
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:
@@ -350,12 +350,6 @@ def render_svg(svg: str) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1)
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB of two images in [0,1] (inf when equal)."""
-    mse = float(((a - b) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
-
-
 # ------------------------------------------------------------------------------ `semguide paint` files
 @dataclass
 class Models:
@@ -363,36 +357,30 @@ class Models:
     agent: object
     psi: torch.nn.Module | None
     guided_expert: torch.nn.Module | None
-    expert_resolution: int
     gbp_percentile: float
 
     @classmethod
-    def load(cls, agent_path: Path, psi_path: Path, expert_path: Path, params, device) -> "Models":
+    def load(cls, agent_path: Path, psi_path: Path, expert_path: Path, gbp_percentile: float, device) -> "Models":
         from semguide_core.agent import load_agent
-        from semguide_core.semantics.expert import Expert
+        from semguide_core.semantics import load_expert, load_psi
         from semguide_core.semantics.guided_backprop import make_guided
-        from semguide_core.semantics.model_files import load_model
-        from semguide_core.semantics.psi import Psi
 
         agent = load_agent(agent_path, device)
-        psi = guided = None
-        if agent.semantic_inputs:  # the baseline reads neither mask nor GBP map
-            psi = load_model(psi_path, Psi, "Psi").to(device)
-            guided = make_guided(load_model(expert_path, Expert, "expert").to(device))
-        return cls(agent, psi, guided, params.expert.resolution, params.gbp.percentile)
+        if not agent.semantic_inputs:  # the baseline reads neither mask nor GBP map
+            return cls(agent, None, None, gbp_percentile)
+        return cls(agent, load_psi(psi_path, device), make_guided(load_expert(expert_path, device)), gbp_percentile)
 
     def semantics(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Psi's mask S_I and the expert's GBP map G_I for images [B,3,H,W] (zeros for the baseline)."""
+        """Psi's mask S_I and the expert's GBP map G_I, [B,1,H,W] each, for images [B,3,H,W] (zeros for
+        the baseline)."""
         if self.psi is None:
             zeros = images.new_zeros(len(images), 1, *images.shape[-2:])
             return zeros, zeros
-        from semguide_core.semantics.expert import gbp_maps
-        from semguide_core.semantics.psi import predict
+        from semguide_core.semantics import gbp_maps
 
-        masks, boxes = predict(self.psi, images)
-        maps, _ = gbp_maps(self.guided_expert, images, masks.to(images), boxes.to(images),
-                           self.expert_resolution, self.gbp_percentile)
-        return masks[:, None].to(images), maps[:, None].detach().to(images)
+        with torch.no_grad():
+            masks, boxes = self.psi(images)
+        return masks, gbp_maps(self.guided_expert, images, masks, boxes, self.gbp_percentile).detach()
 
 
 def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200, out: Path = Path("paintings"),
@@ -414,7 +402,8 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
         raise SemguideError(f"--strokes {strokes} / --divide {divide}: must be >= 1")
     params = load_params(params_file)
     device = pick_device(params.device)
-    loaded = Models.load(models / f"agent_{agent}.pt", models / "psi.pt", models / "expert.pt", params, device)
+    loaded = Models.load(models / f"agent_{agent}.pt", models / "psi.pt", models / "expert.pt",
+                         params.gbp.percentile, device)
     side = params.canvas
     failed, names = 0, set()
     for path in tqdm(images, desc=f"paint ({agent})", unit="image"):
@@ -422,7 +411,7 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
             small = load_image(path, side)[None].to(device)
             big = load_image(path, side * divide)[None].to(device) if divide > 1 else small
         except SemguideError as err:
-            tqdm.write(f"error: {err}")
+            tqdm.write(f"error: {err}", file=sys.stderr)
             failed += 1
             continue
         soft_mask, gbp = loaded.semantics(small)
@@ -454,7 +443,7 @@ def export(painting: Painting, regions: torch.Tensor, base: Path, agent: str, so
     file = lambda suffix: base.parent / f"{base.name}{suffix}"  # noqa: E731 (names may hold dots)
     png = torch.from_numpy(to_uint8(painting.canvas[0])).permute(2, 0, 1).float() / 255
     svg = to_svg(painting.strokes[0], painting.region[0], regions[0])
-    psnr_db = psnr(render_svg(svg), png)
+    psnr_db = float(psnr(render_svg(svg)[None], png[None]))
     record = strokes_record(painting.strokes[0], painting.region[0], regions.shape[-1], agent, source)
     record["svg_psnr_db"] = round(psnr_db, 2)
     save_png(painting.canvas[0], file(".png"))

@@ -1,6 +1,5 @@
 """paint: Eq. 16, instances, the painting loop, exports (SVG round trip), image input and bad files."""
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +10,9 @@ from PIL import Image
 from semguide_core import paint as P
 from semguide_core import strokes as S
 from semguide_core.errors import DataError
+from semguide_core.evaluate import psnr
+from semguide_core.paint import paint_files
+from semguide_core.runtime import run_stage
 
 
 class RandomAgent:
@@ -137,10 +139,10 @@ def test_svg_round_trip_matches_the_rasterised_painting(kind):
     svg = P.to_svg(painting.strokes[0], painting.region[0], scene.regions[0])
     rendered = P.render_svg(svg)
     assert rendered.shape == (3, 32, 32)
-    assert P.psnr(rendered, painting.canvas[0]) > 30
+    assert psnr(rendered[None], painting.canvas) > 30
     # and it is not trivially close: an empty SVG is far from the painting
     empty = P.render_svg(P.to_svg(painting.strokes[0, :0], painting.region[0, :0], scene.regions[0]))
-    assert P.psnr(empty, painting.canvas[0]) < 20
+    assert psnr(empty[None], painting.canvas) < 20
 
 
 def test_svg_of_one_opaque_stroke_covers_what_the_rasteriser_covers():
@@ -148,7 +150,7 @@ def test_svg_of_one_opaque_stroke_covers_what_the_rasteriser_covers():
     density = S.rasterise(a, 32)
     canvas = S.composite(torch.zeros(1, 3, 32, 32), density, a[:, 10:13])[0]
     rendered = P.render_svg(P.to_svg(a, torch.tensor([P.UNMASKED]), torch.ones(1, 32, 32)))
-    assert P.psnr(rendered, canvas) > 30
+    assert psnr(rendered[None], canvas[None]) > 30
 
 
 def test_strokes_record_has_13_numbers_flag_and_instance():
@@ -200,7 +202,7 @@ def test_load_image_bad_files_are_one_line_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- `semguide paint`
-def write_baseline_agent(models, canvas):
+def write_baseline_agent(models):
     from semguide_core.agent.env import in_channels
     from semguide_core.agent.inference import PaintingAgent, agent_file
     from semguide_core.agent.networks import Actor
@@ -211,30 +213,26 @@ def write_baseline_agent(models, canvas):
     torch.save(agent_file(agent, arch), models / "agent_baseline.pt")
 
 
-# as the CLI runs it: a SemguideError becomes one `error:` line and exit status 1
-PAINT = "from semguide_core.paint import paint_files; from semguide_core.runtime import run_stage; " \
-        "import sys; from pathlib import Path; " \
-        "run_stage(lambda: sys.exit(paint_files([Path(p) for p in sys.argv[3:]], agent='baseline', strokes=10, " \
-        "out=Path(sys.argv[2]), models=Path(sys.argv[1]), params_file=Path('params.yaml'), divide={divide})))"
-
-
-def run_paint(tmp_path, models, images, divide=1):
-    (tmp_path / "params.yaml").write_text("canvas: 32\ndevice: cpu\n")
-    return subprocess.run([sys.executable, "-c", PAINT.format(divide=divide), str(models), str(tmp_path / "out"),
-                           *map(str, images)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+def run_paint(tmp_path, capsys, models, images, divide=1, strokes=10):
+    """paint_files as the CLI runs it: a SemguideError becomes one `error:` line and exit status 1."""
+    (tmp_path / "params.yaml").write_text("canvas: 16\ndevice: cpu\n")
+    with pytest.raises(SystemExit) as status:
+        run_stage(lambda: sys.exit(paint_files(images, agent="baseline", strokes=strokes, out=tmp_path / "out",
+                                               divide=divide, models=models, params_file=tmp_path / "params.yaml")))
+    return status.value.code, capsys.readouterr()
 
 
 @pytest.mark.slow
-def test_paint_files_skips_bad_files_and_paints_the_rest(tmp_path):
-    write_baseline_agent(tmp_path / "models", 32)
+def test_paint_files_skips_bad_files_and_paints_the_rest(tmp_path, capsys):
+    write_baseline_agent(tmp_path / "models")
     Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "good.jpg")
     Image.new("RGB", (1, 1), (0, 0, 255)).save(tmp_path / "tiny.png")
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "cut.png").write_bytes((tmp_path / "good.jpg").read_bytes()[:100])
     images = [tmp_path / n for n in ("notes.txt", "good.jpg", "cut.png", "tiny.png")]
-    result = run_paint(tmp_path, tmp_path / "models", images)
-    assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() + result.stdout.splitlines() if line.startswith("error:")]
+    code, output = run_paint(tmp_path, capsys, tmp_path / "models", images)
+    assert code == 1
+    errors = [line[line.index("error:"):] for line in output.err.splitlines() if "error:" in line]
     assert len(errors) == 2 and "notes.txt" in errors[0] and "cut.png" in errors[1]
     for name in ("good", "tiny"):  # a 1x1 image is a flat colour: painted like any other
         for suffix in ("png", "gif", "json", "svg"):
@@ -245,20 +243,20 @@ def test_paint_files_skips_bad_files_and_paints_the_rest(tmp_path):
 
 
 @pytest.mark.slow
-def test_paint_files_missing_model_is_one_line_error(tmp_path):
+def test_paint_files_missing_model_is_one_line_error(tmp_path, capsys):
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
-    result = run_paint(tmp_path, tmp_path / "no_models", [tmp_path / "a.png"])
-    assert result.returncode == 1
-    assert result.stderr.strip().count("\n") == 0 and "agent_baseline.pt" in result.stderr
+    code, output = run_paint(tmp_path, capsys, tmp_path / "no_models", [tmp_path / "a.png"])
+    assert code == 1
+    assert output.err.strip().count("\n") == 0 and "agent_baseline.pt" in output.err
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
-def test_paint_files_divide_writes_the_larger_painting(tmp_path):
-    write_baseline_agent(tmp_path / "models", 32)
+def test_paint_files_divide_writes_the_larger_painting(tmp_path, capsys):
+    write_baseline_agent(tmp_path / "models")
     Image.new("RGB", (50, 50), (20, 200, 30)).save(tmp_path / "big.png")
-    result = run_paint(tmp_path, tmp_path / "models", [tmp_path / "big.png"], divide=2)
-    assert result.returncode == 0, result.stderr
+    code, output = run_paint(tmp_path, capsys, tmp_path / "models", [tmp_path / "big.png"], divide=2, strokes=5)
+    assert code == 0, output.err
     with Image.open(tmp_path / "out" / "big.png") as image:
-        assert image.size == (64, 64)
-    assert len(json.loads((tmp_path / "out" / "big.json").read_text())["strokes"]) == 10 + 4 * 10
+        assert image.size == (32, 32)
+    assert len(json.loads((tmp_path / "out" / "big.json").read_text())["strokes"]) == 5 + 4 * 5

@@ -1,0 +1,151 @@
+"""evaluate: the metric functions on hand-computed cases, the tables, and stages paint + evaluate end to end."""
+import json
+import math
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from semguide_core import evaluate as E
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def square(side, rows, cols):
+    m = torch.zeros(1, side, side)
+    m[0, rows, cols] = 1
+    return m
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def test_accuracy_and_iou_on_hand_computed_masks():
+    truth = square(4, slice(0, 2), slice(0, 2))                  # 4 px
+    predicted = torch.zeros(1, 4, 4)
+    predicted[0, 0, 0:3] = 0.9                                     # 2 of the true pixels + 1 extra
+    predicted[0, 1, 0] = 0.7                                       # a 3rd true pixel
+    predicted[0, 3, 3] = 0.6                                       # another extra
+    predicted[0, 1, 1] = 0.4                                       # below 0.5: not detected
+    assert E.foreground_accuracy(predicted, truth).item() == pytest.approx(3 / 4)
+    assert E.segmentation_iou(predicted, truth).item() == pytest.approx(3 / 6)
+    # nothing detected, nothing to detect: perfect; something detected where nothing is: zero accuracy
+    assert E.foreground_accuracy(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)).item() == 1
+    assert E.foreground_accuracy(predicted, torch.zeros(1, 4, 4)).item() == 0
+
+
+def test_foreground_l2_is_the_frobenius_norm_of_the_masked_difference():
+    target = torch.full((1, 3, 4, 4), 0.5)
+    canvas = torch.zeros(1, 3, 4, 4)
+    mask = square(4, slice(0, 2), slice(0, 2))[None]              # [1, 1, 4, 4], 4 px
+    # 4 px x 3 channels x 0.5^2 = 3 -> sqrt(3)
+    assert E.masked_l2(target, canvas, mask).item() == pytest.approx(math.sqrt(3))
+    # at twice the side the region has 4 times the pixels: the norm doubles (the paper's 128 px convention)
+    assert E.masked_l2(target, canvas, mask, side=8).item() == pytest.approx(2 * math.sqrt(3), rel=1e-4)
+    assert E.masked_l2(target, canvas, torch.ones_like(mask)).item() == pytest.approx(math.sqrt(12))
+    # per-pixel RMSE does not depend on the side or the area
+    assert E.foreground_rmse(target, canvas, mask).item() == pytest.approx(0.5)
+    canvas[0, 0, 0, 0] = 0.5                                        # one value right: 11 of 12 errors are 0.5
+    assert E.foreground_rmse(target, canvas, mask).item() == pytest.approx(math.sqrt(11 * 0.25 / 12))
+
+
+def test_psnr_and_painting_progress():
+    target = torch.full((1, 3, 2, 2), 0.5)
+    assert E.psnr(target, target - 0.1).item() == pytest.approx(20.0)
+    mask = torch.zeros(1, 1, 2, 2)
+    mask[0, 0, 0] = 1                                               # top row is foreground
+    frames = torch.zeros(1, 3, 3, 2, 2)
+    frames[0, 1, :, 0] = 0.25                                       # half the foreground error gone
+    frames[0, 2, :, 0] = 0.5                                        # all of it gone
+    frames[0, 2, :, 1] = 0.5                                        # and the background too, at the end
+    assert E.progress(target, frames, mask)[0].tolist() == pytest.approx([0.0, 0.5, 1.0])
+    assert E.progress(target, frames, 1 - mask)[0].tolist() == pytest.approx([0.0, 0.0, 1.0])
+    assert E.strokes_to_fraction([10, 20, 30], np.array([0.2, 0.6, 0.9]), 0.5) == 20
+    assert E.strokes_to_fraction([10, 20, 30], np.array([0.1, 0.2, 0.3]), 0.5) is None
+
+
+def test_tables_and_markdown(tmp_path):
+    one = {"seg_accuracy": 50.0, "seg_iou": 25.0, "fg_l2": 8.4, "fg_rmse": 0.1, "l2": 20.0, "psnr": 18.0,
+           "fg_strokes_to_fraction": 20, "bg_strokes_to_fraction": None,
+           "fg_progress": {"10": 0.3, "20": 0.6}, "bg_progress": {"10": 0.1, "20": 0.2}}
+    frames = E.tables({"baseline": one, "semantic": {**one, "fg_l2": 7.8}}, {"seg_accuracy": 90.0, "seg_iou": 80.0})
+    assert list(frames["table1_segmentation"]["method"])[-1].startswith("target")
+    assert frames["table2_foreground_l2"].iloc[1, 1] == 7.8
+    assert frames["painting_order"].shape == (4, 2 + 2 + 1)
+    E.write_table(frames["painting_order"], tmp_path / "order", "Order")
+    markdown = (tmp_path / "order.md").read_text().splitlines()
+    assert markdown[0] == "### Order" and markdown[2].startswith("| method | region | 10 strokes (%)")
+    assert markdown[4].split("|")[3].strip() == "30" and markdown[5].split("|")[-2].strip() == "-"
+    assert pd.read_csv(tmp_path / "order.csv").shape == (4, 5)
+
+
+# ---------------------------------------------------------------------------------- stages end to end
+def make_inputs(root: Path, side=32, n=6, models=True):
+    """A tiny prepared dataset, Psi masks, GBP maps, and (models) two agents and a segmenter under root."""
+    from semguide_core.agent.env import in_channels
+    from semguide_core.agent.inference import PaintingAgent, agent_file
+    from semguide_core.agent.networks import Actor
+    from semguide_core.data.prepared import INDEX_COLUMNS, PreparedDataset, write_prepared
+    from semguide_core.semantics.model_files import save_model
+    from semguide_core.semantics.segmenter import Segmenter, config_of
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (n, side, side, 3), dtype=np.uint8)
+    masks = np.zeros((n, side, side), np.uint8)
+    masks[:, 8:20, 4:14] = 1
+    masks[:, 22:28, 20:30] = 1                        # two instances per image
+    instances = masks * 1
+    instances[:, 22:28, 20:30] = 2
+    index = pd.DataFrame({"idx": range(n), "split": ["train", "train"] + ["test"] * (n - 2), "label": 0,
+                          "label_name": "x", "source": "x", "has_mask": True, "bbox_x": 0.1, "bbox_y": 0.2,
+                          "bbox_w": 0.8, "bbox_h": 0.7, "n_instances": 2})[INDEX_COLUMNS]
+    write_prepared(root / "artifacts/prepared", PreparedDataset(index, images, masks, instances, np.zeros_like(masks)))
+    for name, maps in (("psi", masks * 0.9), ("gbp", rng.random((n, side, side)))):
+        (root / f"artifacts/{name}").mkdir(parents=True)
+        np.save(root / f"artifacts/{name}/{'masks' if name == 'psi' else 'maps'}.npy", maps.astype(np.float16))
+    if not models:
+        return
+    (root / "models").mkdir()
+    for name, kind, semantic in (("baseline", "baseline", False), ("semantic", "semantic", True)):
+        arch = {"in_channels": in_channels(semantic), "bundle": 5, "width": 4, "blocks": [1, 1, 1, 1]}
+        agent = PaintingAgent(name, kind, 5 if kind == "baseline" else 2, 2, semantic, Actor(**arch))
+        torch.save(agent_file(agent, arch), root / f"models/agent_{name}.pt")
+    segmenter = Segmenter("mobilenet_v3_large", resolution=32)
+    save_model(root / "models/segmenter.pt", segmenter, config_of(segmenter))
+
+
+@pytest.mark.slow
+def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text(
+        "canvas: 32\ndevice: cpu\npaint:\n  strokes: 10\n  frame_counts: [5, 10]\n  batch_size: 3\n"
+        "evaluate:\n  l2_side: 64\n  figure_images: 2\n")
+    make_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for stage in ("paint", "evaluate"):  # in this process (saves the imports); run_stage exits only on error
+        runpy.run_path(str(REPO / f"stages/{stage}.py"), run_name="__main__")
+    semantic = tmp_path / "artifacts/paint/semantic"
+    assert np.load(semantic / "canvases.npy").shape == (4, 32, 32, 3)
+    assert np.load(semantic / "frames.npy").shape == (4, 2, 32, 32, 3)
+    region = np.load(semantic / "region.npy")
+    assert region.shape == (4, 10) and set(np.unique(region)) <= {0, 1, 2} and (region > 0).any()
+    assert (np.load(tmp_path / "artifacts/paint/baseline/region.npy") == -1).all()
+    scores = json.loads((tmp_path / "metrics/eval.json").read_text())
+    assert scores["images"] == 4
+    for name in ("baseline", "semantic"):
+        assert 0 <= scores[name]["seg_accuracy"] <= 100 and scores[name]["fg_l2"] > 0
+    for stem in ("table1_segmentation", "table2_foreground_l2", "whole_image", "painting_order"):
+        assert (tmp_path / f"metrics/{stem}.md").read_text().startswith("###")
+    assert (tmp_path / "figures/compare.png").stat().st_size > 0 and (tmp_path / "figures/sequence.png").is_file()
+
+
+def test_evaluate_without_paintings_is_a_one_line_error_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "params.yaml").write_text("canvas: 32\ndevice: cpu\n")
+    make_inputs(tmp_path, models=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as status:
+        runpy.run_path(str(REPO / "stages/evaluate.py"), run_name="__main__")
+    error = capsys.readouterr().err.strip()
+    assert status.value.code == 1
+    assert error.startswith("error: artifacts/paint/baseline") and "\n" not in error
+    assert not (tmp_path / "metrics").exists()
