@@ -13,7 +13,7 @@ from semguide_core.agent.rewards import Context, Rewards, RewardWeights, focus_d
 from semguide_core.agent.spec import agent_spec
 from semguide_core.agent.train import train
 from semguide_core.config import AgentParams, Params
-from semguide_core.errors import TrainingDiverged
+from semguide_core.errors import ConfigError, TrainingDiverged
 from semguide_core.runtime import Checkpoint
 from semguide_core.strokes import rasterise
 
@@ -43,6 +43,11 @@ def synthetic_pool(n=12) -> Pool:
     return Pool(images=images, masks=masks.half(), gbp=(masks * 0.5).half(), bboxes=mask_bbox(masks[:, 0]),
                 gt_masks=masks.to(torch.uint8), instances=instances, n_instances=np.ones(n, dtype=int),
                 train=[np.arange(8)], test=np.arange(8, n))
+
+
+def test_unknown_agent_name_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown agent 'painter'"):
+        agent_spec("painter", Params())
 
 
 # ---------------------------------------------------------------------------------------------- Eq. 3-4

@@ -73,31 +73,36 @@ class DDPG:
     def update(self, canvas0: torch.Tensor, t: torch.Tensor, action: torch.Tensor, ctx: Context) -> dict:
         """One update on a replay batch (C_t, t, a_t, context); returns the losses and reward terms."""
         p, T = self.p, self.p.episode_steps
-        with torch.no_grad():
-            canvas1 = self.paint(canvas0, action, ctx)
-        logs = self.update_discriminators(canvas1, ctx) if p.distance == "wgan" else {}
+        logs, not_done = {}, (t + 1 < T).float()
+        if p.distance == "wgan" or p.gamma > 0:
+            with torch.no_grad():
+                canvas1 = self.paint(canvas0, action, ctx)
+        if p.distance == "wgan":
+            logs.update(self.update_discriminators(canvas1, ctx))
 
-        # critic (Eq. 18): V(s_t+1) towards gamma * (r(s_t+1, a_t+1) + V'(s_t+2)), 0 after the last step
-        with torch.no_grad():
-            next_action = self.targets["actor"](self.observe(canvas1, ctx, t + 1))
-            canvas2 = self.paint(canvas1, next_action, ctx)
-            r1, _ = self.rewards(canvas1, canvas2, ctx)
-            v2 = self.targets["critic"](self.observe(canvas2, ctx, t + 2))
-            not_done = (t + 1 < T).float()
-            target = p.gamma * not_done * (r1 + v2 * (t + 2 < T).float())
-        critic_loss = ((self.critic(self.observe(canvas1, ctx, t + 1)) - target) ** 2).mean()
-        self.step("critic", critic_loss)
+        # critic (Eq. 18): V(s_t+1) towards gamma * (r(s_t+1, a_t+1) + V'(s_t+2)), 0 after the last step.
+        # With gamma = 0, V is 0 by definition: the critic is skipped and the actor is myopic (cheaper on CPU).
+        if p.gamma > 0:
+            with torch.no_grad():
+                next_action = self.targets["actor"](self.observe(canvas1, ctx, t + 1))
+                canvas2 = self.paint(canvas1, next_action, ctx)
+                r1, _ = self.rewards(canvas1, canvas2, ctx)
+                v2 = self.targets["critic"](self.observe(canvas2, ctx, t + 2))
+                target = p.gamma * not_done * (r1 + v2 * (t + 2 < T).float())
+            critic_loss = ((self.critic(self.observe(canvas1, ctx, t + 1)) - target) ** 2).mean()
+            self.step("critic", critic_loss)
+            logs["loss/critic"] = critic_loss.item()
 
         # actor (Eq. 17): backpropagate r + V through the frozen renderer into the strokes
         bundle = self.actor(self.observe(canvas0, ctx, t))
         painted = self.paint(canvas0, bundle, ctx)
         reward, terms = self.rewards(canvas0, painted, ctx)
-        actor_loss = -(reward + self.critic(self.observe(painted, ctx, t + 1)) * not_done).mean()
+        value = self.critic(self.observe(painted, ctx, t + 1)) * not_done if p.gamma > 0 else 0.0
+        actor_loss = -(reward + value).mean()
         self.step("actor", actor_loss)
 
         self.soft_update()
-        logs.update({"loss/critic": critic_loss.item(), "loss/actor": actor_loss.item(),
-                     "reward/total": reward.mean().item()})
+        logs.update({"loss/actor": actor_loss.item(), "reward/total": reward.mean().item()})
         logs.update({f"reward/{k}": v.mean().item() for k, v in terms.items()})
         return logs
 
