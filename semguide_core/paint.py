@@ -453,3 +453,28 @@ def export(painting: Painting, regions: torch.Tensor, base: Path, agent: str, so
     with atomic_path(file(".svg")) as tmp:
         tmp.write_text(svg)
     return psnr_db
+
+
+# ------------------------------------------------------------------------------------------- benchmark
+def benchmark(params, sides: tuple[int, ...] = (), strokes: int = 200, images: int = 1) -> dict[int, float]:
+    """Milliseconds per image to paint `strokes` strokes on the CPU, per canvas side (default: the params'
+    canvas and 128 px), with a semantic actor of the params' architecture (untrained: the cost is the same)
+    and the real rasteriser; Psi and the GBP map are not included (once per image)."""
+    import time
+
+    from semguide_core.agent.env import in_channels
+    from semguide_core.agent.inference import PaintingAgent
+    from semguide_core.agent.networks import Actor
+
+    p = params.agent
+    actor = Actor(in_channels(True), p.bundle, p.actor_width, p.actor_blocks).eval()
+    agent = PaintingAgent("semantic", "semantic", p.bundle - p.foreground_strokes, p.episode_steps, True, actor)
+    result = {}
+    for side in sides or (params.canvas, 128):
+        soft = torch.zeros(images, 1, side, side)
+        soft[..., side // 4: 3 * side // 4, side // 4: 3 * side // 4] = 1
+        scene = make_scene(torch.rand(images, 3, side, side), soft, soft, 0.0, 1)
+        started = time.perf_counter()
+        paint(agent, scene, strokes)
+        result[side] = 1000 * (time.perf_counter() - started) / images
+    return result

@@ -2,7 +2,8 @@
 
 Reads artifacts/paint, artifacts/prepared and models/segmenter.pt. Writes metrics/eval.json, the tables
 metrics/{table1_segmentation,table2_foreground_l2,whole_image,painting_order}.{csv,md} and the figures
-figures/compare.png (Fig. 3 / Fig. 4 layout) and figures/sequence.png (Fig. 6 layout).
+figures/compare.png (Fig. 3: the test images), figures/compare_scenes.png (Fig. 4: the sample-scenes pass
+of stage paint) and figures/sequence.png (Fig. 6).
 """
 import json
 
@@ -12,8 +13,8 @@ import torch
 from semguide_core.config import load_params
 from semguide_core.data.prepared import load_prepared
 from semguide_core.errors import DataError
-from semguide_core.evaluate import (comparison_figure, foreground_accuracy, score_agent, segmentation_iou,
-                                    sequence_figure, tables, write_table)
+from semguide_core.evaluate import (comparison_figure, foreground_accuracy, masked_l2, score_agent,
+                                    segmentation_iou, sequence_figure, tables, write_table)
 from semguide_core.runtime import pick_device, run_stage, write_json
 from semguide_core.semantics import load_segmenter
 from semguide_core.semantics.model_files import run_batched
@@ -25,17 +26,35 @@ TITLES = {"table1_segmentation": "Table 1: segmentation of the canvases against 
           "painting_order": "Painting order (Sec. 7.2): share of the blank canvas' error gone after n strokes"}
 
 
-def load_paintings(name):
-    """One agent's paintings: canvases [N,3,H,W], frames [N,F,3,H,W] (float), idx [N], counts."""
-    folder = f"artifacts/paint/{name}"
+def as_float(images: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [0, 1]."""
+    return torch.from_numpy(images).movedim(-1, -3).float() / 255
+
+
+def read(path):
+    """An .npy or .json file of stage paint; missing or broken: a one-line DataError naming it."""
     try:
-        canvases, frames = np.load(f"{folder}/canvases.npy"), np.load(f"{folder}/frames.npy")
-        idx = np.load(f"{folder}/idx.npy")
-        counts = json.loads(open(f"{folder}/frames.json").read())["counts"]
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"{folder}: incomplete paintings ({type(err).__name__}; run `dvc repro paint`)") from None
-    as_float = lambda x: torch.from_numpy(x).movedim(-1, -3).float() / 255  # noqa: E731
-    return as_float(canvases), as_float(frames), idx, counts
+        return np.load(path) if path.endswith(".npy") else json.loads(open(path).read())
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read ({type(err).__name__}; run `dvc repro paint`)") from None
+
+
+def load_paintings(folder):
+    """One agent's paintings: canvases [N,3,H,W] and frames [N,F,3,H,W] in [0,1], and the frames' counts."""
+    return (as_float(read(f"{folder}/canvases.npy")), as_float(read(f"{folder}/frames.npy")),
+            read(f"{folder}/frames.json")["counts"])
+
+
+def scenes_scores(p):
+    """Fig. 4 and the foreground / whole-image L2 of the sample-scenes pass against the true vehicle masks."""
+    canvases = {name: load_paintings(f"artifacts/paint/scenes/{name}")[0] for name in AGENTS}
+    targets = as_float(read("artifacts/paint/scenes/targets.npy"))
+    truth = torch.from_numpy(read("artifacts/paint/scenes/instances.npy") > 0).float()[:, None]
+    comparison_figure(canvases["baseline"], canvases["semantic"], targets, "figures/compare_scenes.png",
+                      "sample-scenes")
+    return {name: {"fg_l2": float(masked_l2(targets, c, truth, p.l2_side).mean()),
+                   "l2": float(masked_l2(targets, c, torch.ones_like(truth), p.l2_side).mean())}
+            for name, c in canvases.items()} | {"images": len(targets)}
 
 
 def main():
@@ -43,9 +62,9 @@ def main():
     p = params.evaluate
     device = pick_device(params.device)
     data = load_prepared("artifacts/prepared")
-    paintings = {name: load_paintings(name) for name in AGENTS}
-    idx, counts = paintings["baseline"][2], paintings["baseline"][3]
-    if not all(np.array_equal(v[2], idx) and v[3] == counts for v in paintings.values()):
+    paintings = {name: load_paintings(f"artifacts/paint/{name}") for name in AGENTS}
+    idx, counts = read("artifacts/paint/baseline/idx.npy"), paintings["baseline"][2]
+    if not (np.array_equal(read("artifacts/paint/semantic/idx.npy"), idx) and paintings["semantic"][2] == counts):
         raise DataError("artifacts/paint: the agents painted different images or stroke counts (run `dvc repro paint`)")
     batch = data.tensors(idx)
     scored = batch.has_mask.numpy()
@@ -55,7 +74,7 @@ def main():
 
     segmenter = load_segmenter("models/segmenter.pt", device)
     scores = {}
-    for name, (canvases, frames, _, _) in paintings.items():
+    for name, (canvases, frames, _) in paintings.items():
         predicted = run_batched(segmenter, canvases[scored], 32)  # foreground probability [N, 1, H, W]
         scores[name] = score_agent(targets, canvases[scored], frames[scored], counts, truth, predicted,
                                    p.l2_side, p.order_fraction)
@@ -65,7 +84,7 @@ def main():
 
     write_json("metrics/eval.json", {**scores, "target": reference, "images": int(scored.sum()),
                                      "dataset": params.dataset, "l2_side": p.l2_side,
-                                     "order_fraction": p.order_fraction})
+                                     "order_fraction": p.order_fraction, "scenes": scenes_scores(p)})
     for stem, frame in tables(scores, reference).items():
         write_table(frame, f"metrics/{stem}", TITLES[stem])
 

@@ -3,6 +3,11 @@
 Reads artifacts/prepared, Psi's masks (artifacts/psi), the GBP maps (artifacts/gbp) and
 models/agent_{baseline,semantic}.pt. Writes artifacts/paint/<agent>/: canvases.npy, frames.npy (the canvas
 after each of paint.frame_counts strokes), strokes.npy, region.npy, idx.npy, frames.json.
+
+Fig. 4 pass: `paint.scenes` test images of sample-scenes (street scenes with several vehicles; data/), are
+painted by the same two agents, whatever dataset they were trained on. Their foreground comes from the
+segmenter (trained on sample-scenes too; Psi only knows the prepared dataset), each connected vehicle an
+instance for Eq. 16, and their GBP map from the expert. Written to artifacts/paint/scenes/.
 """
 import numpy as np
 import torch
@@ -10,10 +15,16 @@ from tqdm import tqdm
 
 from semguide_core.agent import load_agent
 from semguide_core.config import load_params
+from semguide_core.data.datasets import list_records
+from semguide_core.data.prepare import resize_image, resize_labels, select
 from semguide_core.data.prepared import load_prepared
 from semguide_core.errors import DataError
 from semguide_core.paint import make_scene, paint, to_uint8
 from semguide_core.runtime import atomic_path, pick_device, run_stage, seed_everything, write_json
+from semguide_core.semantics import gbp_maps, load_expert, load_segmenter
+from semguide_core.semantics.boxes import mask_to_bbox
+from semguide_core.semantics.guided_backprop import make_guided
+from semguide_core.semantics.model_files import run_batched
 
 AGENTS = ("baseline", "semantic")
 
@@ -29,40 +40,64 @@ def load_map(path, n_images):
     return torch.from_numpy(maps.astype(np.float32))[:, None]
 
 
+def paint_set(agent, targets, soft_masks, gbp, p, counts, device, folder):
+    """Paint targets [N,3,H,W] in batches and write the arrays into `folder`."""
+    canvases, frames, strokes, regions = [], [], [], []
+    for start in tqdm(range(0, len(targets), p.batch_size), desc=f"paint {folder.name}", unit="batch"):
+        chunk = slice(start, start + p.batch_size)
+        scene = make_scene(targets[chunk].to(device), soft_masks[chunk].to(device), gbp[chunk].to(device),
+                           p.min_instance_area, p.max_instances)
+        painting = paint(agent, scene, p.strokes, frame_counts=counts)
+        canvases.append(painting.canvas.cpu())
+        frames.append(torch.stack([painting.frames[c].cpu() for c in counts], 1))
+        strokes.append(painting.strokes.cpu())
+        regions.append(painting.region.cpu())
+    folder.mkdir(parents=True)
+    np.save(folder / "canvases.npy", to_uint8(torch.cat(canvases)))
+    np.save(folder / "frames.npy", to_uint8(torch.cat(frames)))
+    np.save(folder / "strokes.npy", torch.cat(strokes).numpy().astype(np.float32))
+    np.save(folder / "region.npy", torch.cat(regions).numpy().astype(np.int16))
+    write_json(folder / "frames.json", {"counts": counts, "strokes": p.strokes, "agent_kind": agent.kind})
+
+
+def scenes(params, device):
+    """The Fig. 4 inputs: targets [N,3,H,W], true instances [N,H,W], segmenter masks and GBP maps [N,1,H,W]."""
+    records = [r for r in list_records("sample-scenes", params.prepare.data_dir, params.prepare.test_fraction)
+               if r.split == "test"]
+    pixels = [r.read() for r in select(records, params.paint.scenes)]
+    targets = torch.from_numpy(np.stack([resize_image(x.image, params.canvas) for x in pixels]))
+    targets = targets.permute(0, 3, 1, 2).float() / 255
+    instances = np.stack([resize_labels(x.instances, params.canvas) for x in pixels])
+    soft_masks = run_batched(load_segmenter("models/segmenter.pt", device), targets, 16)
+    expert = make_guided(load_expert("models/expert.pt", device))
+    gbp = gbp_maps(expert, targets, soft_masks, mask_to_bbox(soft_masks[:, 0]), params.gbp.percentile).detach().cpu()
+    return targets, instances, soft_masks, gbp
+
+
 def main():
     params = load_params()
     p = params.paint
     device = pick_device(params.device)
     seed_everything(0)
     data = load_prepared("artifacts/prepared")
-    test = data.split("test")
+    test = data.split("test").copy()  # writable: it indexes tensors
     test = test[:p.max_images] if p.max_images else test
     soft_masks = load_map("artifacts/psi/masks.npy", len(data))[test]
-    gbp_maps = load_map("artifacts/gbp/maps.npy", len(data))[test]
+    gbp = load_map("artifacts/gbp/maps.npy", len(data))[test]
     targets = data.tensors(test).images
     counts = sorted(set(c for c in p.frame_counts if c <= p.strokes) | {p.strokes})
+    agents = {name: load_agent(f"models/agent_{name}.pt", device) for name in AGENTS}
+    street = scenes(params, device)
 
     with atomic_path("artifacts/paint") as out:
-        for name in AGENTS:
-            agent = load_agent(f"models/agent_{name}.pt", device)
-            canvases, frames, strokes, regions = [], [], [], []
-            for start in tqdm(range(0, len(test), p.batch_size), desc=f"paint {name}", unit="batch"):
-                chunk = slice(start, start + p.batch_size)
-                scene = make_scene(targets[chunk].to(device), soft_masks[chunk].to(device), gbp_maps[chunk].to(device),
-                                   p.min_instance_area, p.max_instances)
-                painting = paint(agent, scene, p.strokes, frame_counts=counts)
-                canvases.append(painting.canvas.cpu())
-                frames.append(torch.stack([painting.frames[c].cpu() for c in counts], 1))
-                strokes.append(painting.strokes.cpu())
-                regions.append(painting.region.cpu())
-            folder = out / name
-            folder.mkdir(parents=True)
-            np.save(folder / "canvases.npy", to_uint8(torch.cat(canvases)))
-            np.save(folder / "frames.npy", to_uint8(torch.cat(frames)))
-            np.save(folder / "strokes.npy", torch.cat(strokes).numpy().astype(np.float32))
-            np.save(folder / "region.npy", torch.cat(regions).numpy().astype(np.int16))
-            np.save(folder / "idx.npy", np.asarray(test, dtype=np.int64))
-            write_json(folder / "frames.json", {"counts": counts, "strokes": p.strokes, "agent_kind": agent.kind})
+        for name, agent in agents.items():
+            paint_set(agent, targets, soft_masks, gbp, p, counts, device, out / name)
+            np.save(out / name / "idx.npy", np.asarray(test, dtype=np.int64))
+        street_targets, instances, street_masks, street_gbp = street
+        for name, agent in agents.items():
+            paint_set(agent, street_targets, street_masks, street_gbp, p, counts, device, out / "scenes" / name)
+        np.save(out / "scenes" / "targets.npy", to_uint8(street_targets))
+        np.save(out / "scenes" / "instances.npy", instances)
 
 
 if __name__ == "__main__":

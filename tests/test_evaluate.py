@@ -87,6 +87,8 @@ def make_inputs(root: Path, side=32, n=6, models=True):
     from semguide_core.agent.inference import PaintingAgent, agent_file
     from semguide_core.agent.networks import Actor
     from semguide_core.data.prepared import INDEX_COLUMNS, PreparedDataset, write_prepared
+    from semguide_core.data.synth import write_scenes
+    from semguide_core.semantics.expert import Expert
     from semguide_core.semantics.model_files import save_model
     from semguide_core.semantics.segmenter import Segmenter, config_of
 
@@ -113,12 +115,16 @@ def make_inputs(root: Path, side=32, n=6, models=True):
         torch.save(agent_file(agent, arch), root / f"models/agent_{name}.pt")
     segmenter = Segmenter("mobilenet_v3_large", resolution=32)
     save_model(root / "models/segmenter.pt", segmenter, config_of(segmenter))
+    expert = {"n_classes": 2, "width_mult": 0.25, "depth_mult": 0.25, "resolution": 32}
+    save_model(root / "models/expert.pt", Expert(**expert), expert)
+    write_scenes(root / "data/sample-scenes", seed=0, count=30)  # 2 frames per sequence: 1 test, 1 train
 
 
 @pytest.mark.slow
 def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(
-        "canvas: 32\ndevice: cpu\npaint:\n  strokes: 10\n  frame_counts: [5, 10]\n  batch_size: 3\n"
+        "canvas: 32\ndevice: cpu\nprepare:\n  test_fraction: 0.5\n"
+        "paint:\n  strokes: 10\n  frame_counts: [5, 10]\n  batch_size: 3\n  scenes: 2\n"
         "evaluate:\n  l2_side: 64\n  figure_images: 2\n")
     make_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -136,7 +142,11 @@ def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch):
         assert 0 <= scores[name]["seg_accuracy"] <= 100 and scores[name]["fg_l2"] > 0
     for stem in ("table1_segmentation", "table2_foreground_l2", "whole_image", "painting_order"):
         assert (tmp_path / f"metrics/{stem}.md").read_text().startswith("###")
-    assert (tmp_path / "figures/compare.png").stat().st_size > 0 and (tmp_path / "figures/sequence.png").is_file()
+    for figure in ("compare", "compare_scenes", "sequence"):
+        assert (tmp_path / f"figures/{figure}.png").stat().st_size > 0
+    # the sample-scenes pass: several vehicles per image, each an instance Eq. 16 can pick
+    assert scores["scenes"]["images"] == 2 and scores["scenes"]["semantic"]["l2"] > 0
+    assert np.load(tmp_path / "artifacts/paint/scenes/instances.npy").max() >= 2
 
 
 def test_evaluate_without_paintings_is_a_one_line_error_and_writes_nothing(tmp_path, monkeypatch, capsys):

@@ -260,3 +260,30 @@ def test_paint_files_divide_writes_the_larger_painting(tmp_path, capsys):
     with Image.open(tmp_path / "out" / "big.png") as image:
         assert image.size == (32, 32)
     assert len(json.loads((tmp_path / "out" / "big.json").read_text())["strokes"]) == 5 + 4 * 5
+
+
+@pytest.mark.slow
+def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
+    from semguide_core.agent.env import in_channels
+    from semguide_core.agent.inference import PaintingAgent, agent_file
+    from semguide_core.agent.networks import Actor
+    from semguide_core.semantics.expert import Expert
+    from semguide_core.semantics.model_files import save_model
+    from semguide_core.semantics.psi import Psi
+
+    models = tmp_path / "models"
+    models.mkdir()
+    arch = {"in_channels": in_channels(True), "bundle": 5, "width": 4, "blocks": [1, 1, 1, 1]}
+    torch.save(agent_file(PaintingAgent("semantic", "semantic", 2, 4, True, Actor(**arch)), arch),
+               models / "agent_semantic.pt")
+    save_model(models / "psi.pt", Psi([8, 16]), {"widths": [8, 16]})
+    expert = {"n_classes": 3, "width_mult": 0.25, "depth_mult": 0.25, "resolution": 32}
+    save_model(models / "expert.pt", Expert(**expert), expert)
+    Image.new("RGB", (30, 20), (200, 100, 0)).save(tmp_path / "a.png")
+    (tmp_path / "params.yaml").write_text("canvas: 16\ndevice: cpu\n")
+    status = paint_files([tmp_path / "a.png"], agent="semantic", strokes=10, out=tmp_path / "out", models=models,
+                         params_file=tmp_path / "params.yaml")
+    assert status == 0
+    record = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert [s["foreground"] for s in record["strokes"]] == [False, False, True, True, True] * 2
+    assert all(s["masked"] for s in record["strokes"])
