@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -194,7 +194,7 @@ def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Te
     is cut short when K does not divide n_strokes. Frames are kept at the first bundle end reaching each of
     `frame_counts`, and after every bundle with `every_bundle` (for the GIF). `canvas` continues a painting.
     """
-    batch, side = len(scene.target), scene.target.shape[-1]
+    batch = len(scene.target)
     canvas = torch.zeros_like(scene.target) if canvas is None else canvas.clone()
     regions = scene.regions
     target, soft_mask, gbp, instances = (patches(x, divide) for x in
@@ -209,11 +209,11 @@ def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Te
         chosen = instances[torch.arange(views), u][:, None]                # S_u, [views, 1, s, s]
         present = chosen.flatten(1).amax(dim=1) > 0
         # past the training episode the step input stays at its last trained value
-        bundle = agent.act(view, target, soft_mask * chosen, gbp, mask_to_bbox(chosen[:, 0]),
-                           min(step, agent.steps - 1))
+        bbox = mask_to_bbox(chosen[:, 0]).to(view)
+        bundle = agent.act(view, target, soft_mask * chosen, gbp, bbox, min(step, agent.steps - 1))
         bundle = bundle[:, :n_strokes - painted].clone()
         k = bundle.shape[1]
-        fg = (torch.arange(k) >= agent.n_background) if semantic else torch.zeros(k, dtype=torch.bool)
+        fg = torch.arange(k, device=view.device) >= (agent.n_background if semantic else k)
         # a foreground stroke where there is no instance could only darken the canvas: make it invisible
         bundle[:, fg, 8:10] *= present[:, None, None].to(bundle)
         where = torch.where(fg, u[:, None] + 1, BACKGROUND if semantic else UNMASKED)
