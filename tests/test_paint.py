@@ -287,3 +287,10 @@ def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
     record = json.loads((tmp_path / "out" / "a.json").read_text())
     assert [s["foreground"] for s in record["strokes"]] == [False, False, True, True, True] * 2
     assert all(s["masked"] for s in record["strokes"])
+
+
+def test_benchmark_reports_milliseconds_per_side():
+    from semguide_core.config import Params
+
+    result = P.benchmark(Params(), sides=(16, 32), strokes=5)
+    assert list(result) == [16, 32] and all(ms > 0 for ms in result.values())
