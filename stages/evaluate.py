@@ -1,6 +1,7 @@
 """Stage `evaluate`: the paper's Tables 1-2, whole-image scores and the painting order of both agents.
 
-Reads artifacts/paint, artifacts/prepared and models/segmenter.pt. Writes metrics/eval.json, the tables
+Reads artifacts/paint, artifacts/prepared (true masks; for a dataset without them, Stanford Cars, the
+DeepLabV3 masks of artifacts/extracted_masks, as the paper does) and models/segmenter.pt. Writes metrics/eval.json, the tables
 metrics/{table1_segmentation,table2_foreground_l2,whole_image,painting_order}.{csv,md} and the figures
 figures/compare.png (Fig. 3: the test images), figures/compare_scenes.png (Fig. 4: the sample-scenes pass
 of stage paint) and figures/sequence.png (Fig. 6).
@@ -17,6 +18,7 @@ from semguide_core.evaluate import (comparison_figure, foreground_accuracy, mask
                                     segmentation_iou, sequence_figure, tables, write_table)
 from semguide_core.runtime import pick_device, run_stage, write_json
 from semguide_core.semantics import load_segmenter
+from semguide_core.semantics.datasets import masks_with_extracted
 from semguide_core.semantics.model_files import run_batched
 
 AGENTS = ("baseline", "semantic")
@@ -67,22 +69,21 @@ def main():
     if not (np.array_equal(read("artifacts/paint/semantic/idx.npy"), idx) and paintings["semantic"][2] == counts):
         raise DataError("artifacts/paint: the agents painted different images or stroke counts (run `dvc repro paint`)")
     batch = data.tensors(idx)
-    scored = batch.has_mask.numpy()
-    if not scored.any():
-        raise DataError(f"artifacts/prepared: none of the {len(idx)} painted test images has a true mask to score")
-    targets, truth = batch.images[scored], batch.masks[scored]
+    # datasets without masks (Stanford Cars): the DeepLabV3 masks of stage extract_masks, as in the paper
+    truth = torch.from_numpy(masks_with_extracted(data, "artifacts/extracted_masks")[idx]).float()[:, None]
+    targets = batch.images
 
     segmenter = load_segmenter("models/segmenter.pt", device)
     scores = {}
     for name, (canvases, frames, _) in paintings.items():
-        predicted = run_batched(segmenter, canvases[scored], 32)  # foreground probability [N, 1, H, W]
-        scores[name] = score_agent(targets, canvases[scored], frames[scored], counts, truth, predicted,
-                                   p.l2_side, p.order_fraction)
+        predicted = run_batched(segmenter, canvases, 32)  # foreground probability [N, 1, H, W]
+        scores[name] = score_agent(targets, canvases, frames, counts, truth, predicted, p.l2_side,
+                                   p.order_fraction)
     on_targets = run_batched(segmenter, targets, 32)
     reference = {"seg_accuracy": 100 * float(foreground_accuracy(on_targets[:, 0], truth[:, 0]).mean()),
                  "seg_iou": 100 * float(segmentation_iou(on_targets[:, 0], truth[:, 0]).mean())}
 
-    write_json("metrics/eval.json", {**scores, "target": reference, "images": int(scored.sum()),
+    write_json("metrics/eval.json", {**scores, "target": reference, "images": len(idx),
                                      "dataset": params.dataset, "l2_side": p.l2_side,
                                      "order_fraction": p.order_fraction, "scenes": scenes_scores(p)})
     for stem, frame in tables(scores, reference).items():

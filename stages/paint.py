@@ -15,14 +15,14 @@ from tqdm import tqdm
 
 from semguide_core.agent import load_agent
 from semguide_core.config import load_params
-from semguide_core.data.datasets import list_records
-from semguide_core.data.prepare import resize_image, resize_labels, select
+from semguide_core.data.prepare import select
 from semguide_core.data.prepared import load_prepared
 from semguide_core.errors import DataError
 from semguide_core.paint import make_scene, paint, to_uint8
 from semguide_core.runtime import atomic_path, pick_device, run_stage, seed_everything, write_json
 from semguide_core.semantics import gbp_maps, load_expert, load_segmenter
 from semguide_core.semantics.boxes import mask_to_bbox
+from semguide_core.semantics.datasets import prepare_in_memory
 from semguide_core.semantics.guided_backprop import make_guided
 from semguide_core.semantics.model_files import run_batched
 
@@ -62,16 +62,13 @@ def paint_set(agent, targets, soft_masks, gbp, p, counts, device, folder):
 
 def scenes(params, device):
     """The Fig. 4 inputs: targets [N,3,H,W], true instances [N,H,W], segmenter masks and GBP maps [N,1,H,W]."""
-    records = [r for r in list_records("sample-scenes", params.prepare.data_dir, params.prepare.test_fraction)
-               if r.split == "test"]
-    pixels = [r.read() for r in select(records, params.paint.scenes)]
-    targets = torch.from_numpy(np.stack([resize_image(x.image, params.canvas) for x in pixels]))
-    targets = targets.permute(0, 3, 1, 2).float() / 255
-    instances = np.stack([resize_labels(x.instances, params.canvas) for x in pixels])
-    soft_masks = run_batched(load_segmenter("models/segmenter.pt", device), targets, 16)
+    street = prepare_in_memory("sample-scenes", params, 0)
+    test = select(list(street.split("test")), params.paint.scenes)
+    batch = street.tensors(test)
+    soft_masks = run_batched(load_segmenter("models/segmenter.pt", device), batch.images, 16)
     expert = make_guided(load_expert("models/expert.pt", device))
-    gbp = gbp_maps(expert, targets, soft_masks, mask_to_bbox(soft_masks[:, 0]), params.gbp.percentile).detach().cpu()
-    return targets, instances, soft_masks, gbp
+    gbp = gbp_maps(expert, batch.images, soft_masks, mask_to_bbox(soft_masks[:, 0]), params.gbp.percentile)
+    return batch.images, batch.instances.numpy().astype(np.uint8), soft_masks, gbp.detach().cpu()
 
 
 def main():

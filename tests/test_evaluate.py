@@ -102,12 +102,19 @@ def make_inputs(root: Path, side=32, n=6, models=True):
     index = pd.DataFrame({"idx": range(n), "split": ["train", "train"] + ["test"] * (n - 2), "label": 0,
                           "label_name": "x", "source": "x", "has_mask": True, "bbox_x": 0.1, "bbox_y": 0.2,
                           "bbox_w": 0.8, "bbox_h": 0.7, "n_instances": 2})[INDEX_COLUMNS]
-    write_prepared(root / "artifacts/prepared", PreparedDataset(index, images, masks, instances, np.zeros_like(masks)))
+    # the last image has no true mask (as Stanford Cars): evaluate takes stage extract_masks' mask instead
+    index.loc[n - 1, ["has_mask", "source"]] = [False, "cars/last.jpg"]
+    (root / "artifacts/extracted_masks").mkdir(parents=True)
+    index[["idx", "split", "source"]].to_csv(root / "artifacts/extracted_masks/index.csv", index=False)
+    np.save(root / "artifacts/extracted_masks/masks.npy", masks)
+    shipped, instances = masks.copy(), instances.copy()
+    shipped[n - 1] = instances[n - 1] = 0
+    write_prepared(root / "artifacts/prepared", PreparedDataset(index, images, shipped, instances, np.zeros_like(masks)))
     for name, maps in (("psi", masks * 0.9), ("gbp", rng.random((n, side, side)))):
         (root / f"artifacts/{name}").mkdir(parents=True)
         np.save(root / f"artifacts/{name}/{'masks' if name == 'psi' else 'maps'}.npy", maps.astype(np.float16))
     if not models:
-        return
+        return images, masks
     (root / "models").mkdir()
     for name, kind, semantic in (("baseline", "baseline", False), ("semantic", "semantic", True)):
         arch = {"in_channels": in_channels(semantic), "bundle": 5, "width": 4, "blocks": [1, 1, 1, 1]}
@@ -118,6 +125,7 @@ def make_inputs(root: Path, side=32, n=6, models=True):
     expert = {"n_classes": 2, "width_mult": 0.25, "depth_mult": 0.25, "resolution": 32}
     save_model(root / "models/expert.pt", Expert(**expert), expert)
     write_scenes(root / "data/sample-scenes", seed=0, count=30)  # 2 frames per sequence: 1 test, 1 train
+    return images, masks
 
 
 @pytest.mark.slow
@@ -126,7 +134,7 @@ def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch):
         "canvas: 32\ndevice: cpu\nprepare:\n  test_fraction: 0.5\n"
         "paint:\n  strokes: 10\n  frame_counts: [5, 10]\n  batch_size: 3\n  scenes: 2\n"
         "evaluate:\n  l2_side: 64\n  figure_images: 2\n")
-    make_inputs(tmp_path)
+    images, masks = make_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
     for stage in ("paint", "evaluate"):  # in this process (saves the imports); run_stage exits only on error
         runpy.run_path(str(REPO / f"stages/{stage}.py"), run_name="__main__")
@@ -138,6 +146,12 @@ def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch):
     assert (np.load(tmp_path / "artifacts/paint/baseline/region.npy") == -1).all()
     scores = json.loads((tmp_path / "metrics/eval.json").read_text())
     assert scores["images"] == 4
+    # Table 2 by hand from the saved canvases; the image without a true mask counts with its extracted mask
+    canvases = torch.from_numpy(np.load(tmp_path / "artifacts/paint/baseline/canvases.npy")).permute(0, 3, 1, 2) / 255
+    targets = torch.from_numpy(images[2:]).permute(0, 3, 1, 2) / 255
+    truth = torch.from_numpy(masks[2:, None]).float()
+    expected = E.masked_l2(targets, canvases, truth, side=64).mean().item()
+    assert scores["baseline"]["fg_l2"] == pytest.approx(expected, rel=1e-4)
     for name in ("baseline", "semantic"):
         assert 0 <= scores[name]["seg_accuracy"] <= 100 and scores[name]["fg_l2"] > 0
     for stem in ("table1_segmentation", "table2_foreground_l2", "whole_image", "painting_order"):
