@@ -45,6 +45,7 @@ def disc_radius(z: torch.Tensor, canvas: int) -> torch.Tensor:
     return 1 + z * canvas / 2
 
 
+@torch.no_grad()  # the real rasteriser is not differentiable; the neural renderer is
 def rasterise(a: torch.Tensor, canvas: int) -> torch.Tensor:
     """Density maps Phi[a] in [0,1], [N, canvas, canvas], for strokes a [N, >=10] (colour is ignored)."""
     if a.ndim != 2 or a.shape[1] < SHAPE_SIZE:
@@ -60,13 +61,14 @@ def _rasterise_chunk(a: torch.Tensor, canvas: int) -> torch.Tensor:
     points = points * (side - 1)  # pixel centres of the grid sit at integers 0 .. side-1
     radius2 = disc_radius(z, canvas) ** 2
     grid = torch.arange(side, dtype=a.dtype, device=a.device)
-    # squared distances along each axis, [N, n, side]; a disc test is then one add and one compare
-    dx2 = (grid - points[..., 0:1]) ** 2
-    dy2 = (grid - points[..., 1:2]) ** 2
+    # a grid pixel (y, x) is inside disc i when dx2_i[x] <= radius2_i - dy2_i[y]: one broadcast compare
+    dx2 = (grid - points[..., 0:1]) ** 2  # [N, n, side]
+    room = radius2[..., None] - (grid - points[..., 1:2]) ** 2  # [N, n, side]
     image = a.new_zeros(len(a), side, side)
+    inside = torch.empty(image.shape, dtype=torch.bool, device=a.device)
     for i in range(points.shape[1]):  # in curve order, so later discs overwrite earlier ones
-        inside = dy2[:, i, :, None] + dx2[:, i, None, :] <= radius2[:, i, None, None]
-        image = torch.where(inside, w[:, i, None, None], image)
+        torch.le(dx2[:, i, None, :], room[:, i, :, None], out=inside)  # in place: no per-disc allocation
+        torch.where(inside, w[:, i, None, None], image, out=image)
     return F.avg_pool2d(image[:, None], SUPERSAMPLE)[:, 0]
 
 
@@ -109,7 +111,9 @@ def stroke_set(n: int, canvas: int, generator: torch.Generator, batch: int = 102
     """n random strokes and their rasterised densities (uint8, to keep the set small on disk)."""
     strokes = random_strokes(n, generator)
     density = torch.empty(n, canvas, canvas, dtype=torch.uint8)
-    for start in tqdm(range(0, n, batch), desc=f"rasterise {n} strokes", unit_scale=batch):
-        part = strokes[start:start + batch]
-        density[start:start + batch] = (rasterise(part, canvas) * 255).round().to(torch.uint8)
+    with tqdm(total=n, desc=f"rasterise {n} strokes", unit="stroke") as bar:
+        for start in range(0, n, batch):
+            part = strokes[start:start + batch]
+            density[start:start + batch] = (rasterise(part, canvas) * 255).round().to(torch.uint8)
+            bar.update(len(part))
     return {"strokes": strokes, "density": density}

@@ -1,0 +1,90 @@
+"""The `semguide` command: paint images, write the sample data, benchmark, check params, profiles."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from semguide_core.errors import SemguideError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+data_app = typer.Typer(no_args_is_help=True, help="Sample datasets in the real layouts.")
+app.add_typer(data_app, name="data")
+
+
+def _fail(err: SemguideError):
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def paint(images: List[Path] = typer.Argument(..., help="image files (any size; grey, RGBA, 16-bit converted)"),
+          agent: str = typer.Option("semantic", help="semantic or baseline"),
+          strokes: int = typer.Option(200, help="strokes per image"),
+          out: Path = typer.Option(Path("paintings"), help="output folder"),
+          divide: int = typer.Option(1, help="paint D x D patches at D times the canvas (Huang's divide)"),
+          models: Path = typer.Option(Path("models"), help="folder of the trained models"),
+          params: Path = typer.Option(Path("params.yaml"), help="params file the models were trained with")):
+    """Paint images with a trained agent: PNG, animated GIF, strokes JSON and SVG per image."""
+    from semguide_core.paint import paint_files
+    try:
+        status = paint_files(images, agent, strokes, out, divide, models, params)
+    except SemguideError as err:
+        _fail(err)
+    raise typer.Exit(status)
+
+
+@data_app.command("synth")
+def data_synth(out: Path = typer.Option(Path("data"), help="data folder to write into"),
+               seed: int = 0, birds: int = 320, cars: int = 150, scenes: int = 60):
+    """Write sample-birds (CUB layout), sample-cars (Stanford Cars) and sample-scenes (Virtual KITTI 2)."""
+    from semguide_core.data.synth import synth
+    synth(out, seed, birds, cars, scenes)
+
+
+@app.command()
+def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the agent's architecture"),
+          inference: bool = typer.Option(True, help="also time painting 200 strokes per image")):
+    """Strokes/s of the rasteriser and the neural renderer at 64 and 128 px; ms per painted image."""
+    from semguide_core.bench import bench_strokes
+    from semguide_core.config import load_params
+    try:
+        p = load_params(params)
+    except SemguideError as err:
+        _fail(err)
+    typer.echo("canvas  rasteriser  renderer fwd  renderer fwd+bwd   (strokes/s, batch 64, "
+               f"{__import__('torch').get_num_threads()} threads)")
+    for row in bench_strokes(renderer=p.renderer):
+        typer.echo(f"{row['canvas']:>6}  {row['rasteriser']:>10.0f}  {row['renderer_forward']:>12.0f}  "
+                   f"{row['renderer_forward_backward']:>16.0f}")
+    if inference:
+        from semguide_core.paint import benchmark
+        for side, ms in benchmark(p).items():
+            typer.echo(f"paint 200 strokes at {side} px: {ms:.0f} ms per image")
+
+
+@app.command("check-params")
+def check_params(path: Path = typer.Argument(Path("params.yaml"))):
+    """Validate a params file: unknown keys, wrong types and out-of-range values are named."""
+    from semguide_core.config import load_params
+    try:
+        load_params(path)
+    except SemguideError as err:
+        _fail(err)
+    typer.echo(f"{path}: ok")
+
+
+@app.command()
+def profile(path: Path = typer.Argument(..., help="a profile YAML, e.g. profiles/paper.yaml")):
+    """Print `-S key=value` arguments for `dvc exp run` from a profile: dvc exp run $(semguide profile P)."""
+    from semguide_core.agent.profile import profile_args
+    try:
+        typer.echo(" ".join(profile_args(path)))
+    except SemguideError as err:
+        _fail(err)
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,54 @@
+"""The typed params loader: every bad key, type or value is named on one line."""
+import pytest
+
+from semguide_core.config import Params, load_params
+from semguide_core.errors import ConfigError
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_repository_params_load():
+    params = load_params(REPO / "params.yaml")
+    assert isinstance(params, Params) and params.canvas >= 16 and params.renderer.steps >= 1
+
+
+def test_defaults_fill_missing_keys_and_ints_become_floats(tmp_path):
+    params = load_params(write(tmp_path, "eta: 3\nrenderer:\n  steps: 7\n"))
+    assert params.eta == 3.0 and isinstance(params.eta, float)
+    assert params.renderer.steps == 7 and params.renderer.batch_size == Params().renderer.batch_size
+
+
+@pytest.mark.parametrize("text, message", [
+    ("colour: 1\n", "unknown key colour"),
+    ("renderer:\n  stepz: 3\n", "unknown key renderer.stepz"),
+    ("renderer:\n  steps: 2.5\n", "renderer.steps = 2.5: must be an integer"),
+    ("renderer:\n  steps: true\n", "renderer.steps = True: must be an integer"),
+    ("eta: fast\n", "eta = 'fast': must be a number"),
+    ("eta: -1\n", "eta = -1: must be >= 0.0"),
+    ("canvas: 0\n", "canvas = 0: must be >= 16"),
+    ("canvas: 4096\n", "canvas = 4096: must be <= 1024"),
+    ("strokes:\n  n_train: -5\n", "strokes.n_train = -5: must be >= 1"),
+    ("renderer:\n  loss: huber\n", "renderer.loss = 'huber': must be one of bce, mse"),
+    ("renderer:\n  fc_widths: [64, 0]\n", "renderer.fc_widths = [64, 0]: must be >= 1"),
+    ("renderer:\n  fc_widths: 64\n", "renderer.fc_widths = 64: must be a list"),
+    ("renderer: 3\n", "renderer must be a mapping"),
+    ("dataset: imagenet\n", "dataset = 'imagenet': must be one of"),
+])
+def test_bad_values_are_named(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        load_params(write(tmp_path, text))
+    assert message in str(err.value) and "params.yaml" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="nothere.yaml: file not found"):
+        load_params(tmp_path / "nothere.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(write(tmp_path, "eta: [1,\n"))
