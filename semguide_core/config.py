@@ -173,6 +173,8 @@ class PaintParams:
     min_instance_area: float = param(0.002, lo=0.0, hi=1.0, doc="smallest foreground instance (share of the "
                                      "image); smaller components of Psi's mask are background")
     max_instances: int = param(8, lo=1, doc="foreground instances Eq. 16 chooses among, largest first")
+    scenes: int = param(4, lo=1, doc="sample-scenes test images (data/) painted by both agents for the "
+                        "multi-instance figure (Fig. 4), segmented by the segmenter")
 
 
 @dataclass(frozen=True)
