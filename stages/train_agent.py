@@ -45,16 +45,18 @@ def main():
         ddpg = train(spec, p, pool, renderer, checkpoint, live, device)
     minutes = (time.time() - started) / 60
 
-    # final metrics on every test image, painted with the real rasteriser (what `paint` outputs)
+    # final metrics on every test image, painted with the neural renderer the agent trained with (the real
+    # rasteriser costs minutes for all of them on a CPU); the figure is painted with the real rasteriser,
+    # as `paint` paints.
     agent = painting_agent(ddpg)
     test = torch.as_tensor(pool.test)
-    canvases = torch.cat([rollout(agent, pool.context(chunk, torch.zeros_like(chunk), device),
-                                  env.raster_density(params.canvas))["canvas"] for chunk in test.split(64)])
-    targets = pool.images[test].float().to(canvases.device) / 255
-    metrics = distances(canvases, targets, pool.gt_masks[test].float().to(canvases.device))
-    shown = slice(0, p.val_images)
+    ctx = pool.context(test, torch.zeros_like(test), device)
+    canvases = rollout(agent, ctx, env.neural_density(renderer))["canvas"]
+    metrics = distances(canvases, ctx.targets, pool.gt_masks[test].float().to(canvases.device))
+    shown = test[:p.val_images]
+    crisp = rollout(agent, pool.context(shown, torch.zeros_like(shown), device), env.raster_density(params.canvas))
     with atomic_path(f"figures/agent_{spec.name}_val.png") as tmp:
-        iio.imwrite(tmp, grid(targets[shown], canvases[shown]), extension=".png")
+        iio.imwrite(tmp, grid(ctx.targets[:len(shown)], crisp["canvas"]), extension=".png")
     save_torch(f"models/agent_{spec.name}.pt", agent_file(agent, ddpg.actor_arch))
     write_json(f"metrics/agent_{spec.name}.json", {
         "test_l2": metrics["l2"], "test_fg_l2": metrics["fg_l2"], "n_test": len(test),

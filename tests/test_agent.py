@@ -1,5 +1,6 @@
 """The painting agent: Eq. 3-4, rewards (Eq. 5, 12, 14-15, 19), instance sampling, DDPG, replay, training."""
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +201,14 @@ def test_nan_stops_with_clear_error_and_resume_continues_from_saved_step(tmp_pat
     train(spec, replace(TINY, log_every=1), pool, TinyRenderer(), checkpoint, live, "cpu")
     # resumed at env step 6 / update 4 with an empty replay: steps 7-8 refill it, then update 5 runs
     assert [s for s, _ in live.metrics["train/loss/critic"]] == [5]
+
+
+# ---------------------------------------------------------------------------------------------- profiles
+def test_paper_profile_becomes_dvc_set_args_and_typos_are_named(tmp_path):
+    from semguide_core.agent.profile import profile_args
+    args = profile_args(Path(__file__).resolve().parents[1] / "profiles/paper.yaml")
+    assert "agent.actor_blocks=[2,2,2,2]" in args and "canvas=128" in args and args[0] == "-S"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("agent:\n  actor_widht: 3\n")
+    with pytest.raises(ConfigError, match="agent.actor_widht"):
+        profile_args(bad)
