@@ -97,3 +97,5 @@ def test_gbp_maps_stay_in_the_box_and_in_range():
     assert maps[0, 0, :8].abs().sum() == 0 and maps[0, 0, :, 24:].abs().sum() == 0  # outside box 0
     assert maps[1, 0, :16].abs().sum() == 0
     assert torch.equal(gbp_maps(make_guided(expert), images, masks, boxes), maps)
+    masks[:, :, :, :16] = 0  # the left half masked out: no map mass there (but at the bilinear seam)
+    assert gbp_maps(expert, images, masks, boxes)[:, :, :, :15].abs().max() == 0

@@ -70,3 +70,11 @@ def paste_boxes(crops: torch.Tensor, boxes: torch.Tensor, height: int, width: in
                          torch.stack([zero, 1 / h, -(2 * y + h - 1) / h], 1)], 1)
     grid = F.affine_grid(theta, [len(crops), crops.shape[1], height, width], align_corners=False)
     return F.grid_sample(crops, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def box_outline(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The one-pixel border of each box as a mask [N, H, W] (for drawing boxes in figures)."""
+    filled = bbox_to_mask(boxes, height, width)[:, None]
+    interior = -F.max_pool2d(-filled, 3, stride=1, padding=1)  # erosion; the image edge counts as outside
+    interior = F.pad(interior[:, :, 1:-1, 1:-1], (1, 1, 1, 1))
+    return (filled - interior)[:, 0]

@@ -88,3 +88,22 @@ def normalise_maps(maps: torch.Tensor, percentile: float = 99.0) -> torch.Tensor
     scale = torch.quantile(maps.flatten(1), percentile / 100.0, dim=1)
     scale = torch.where(scale > 0, scale, maps.flatten(1).amax(1)).clamp(min=1e-12)
     return (maps / scale[:, None, None]).clamp(0.0, 1.0)
+
+
+def mass_shares(maps: torch.Tensor, objects: torch.Tensor, parts: torch.Tensor) -> dict:
+    """Where a set of maps [N, 1, H, W] put their mass, pooled over the images:
+
+    - foreground_mass_share: map mass inside the object masks / all map mass;
+    - part_mass_share / part_area_share: mass on the parts / mass on the objects, against the parts'
+      pixels / the objects' pixels (a map spread evenly over the object gives a ratio of 1);
+    - part_ratio: part_mass_share / part_area_share. Part entries are None when no image has a part.
+    """
+    objects, parts = objects.float(), parts.float() * objects.float()
+    on_object = (maps * objects).sum()
+    scores = {"foreground_mass_share": (on_object / maps.sum().clamp(min=1e-12)).item(),
+              "part_mass_share": None, "part_area_share": None, "part_ratio": None}
+    if parts.sum() > 0:
+        mass = ((maps * parts).sum() / on_object.clamp(min=1e-12)).item()
+        area = (parts.sum() / objects.sum()).item()
+        scores |= {"part_mass_share": mass, "part_area_share": area, "part_ratio": mass / area}
+    return scores

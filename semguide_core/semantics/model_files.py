@@ -15,6 +15,10 @@ import torch
 from semguide_core.errors import ModelFileError
 from semguide_core.runtime import load_state, load_torch, save_torch
 
+# torchvision's pretrained models (ImageNet, COCO/VOC) expect inputs normalised with these
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def save_model(path: str | Path, model: torch.nn.Module, config: dict) -> None:
     """Write {config: builder kwargs, state_dict} atomically."""

@@ -1,6 +1,7 @@
 """Psi (Eq. 7): the foreground segmentation and localisation network, S_I, (x, y, w, h) = Psi[I].
 
-A small fully convolutional encoder-decoder (U-Net style skips) with two heads (Sec. 6.2):
+A small fully convolutional encoder-decoder (U-Net style skips; the finest level is at half the image
+side, which keeps it cheap on a CPU) with two heads (Sec. 6.2):
 - a per-pixel foreground head: two-class logits, trained with cross-entropy (L_fg);
 - a bounding-box head on the bottleneck: (x, y, w, h) in [0, 1], trained with Smooth L1 (L_bbox).
 Pooling the bottleneck would forget where the object is, so the box head also sees two coordinate
@@ -14,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semguide_core.runtime import Checkpoint
 from semguide_core.semantics.model_files import load_model
+from semguide_core.semantics.training import Schedule, fit, hflip, hflip_boxes, random_flips
 
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -37,9 +40,8 @@ class Psi(nn.Module):
     def __init__(self, widths: list[int]):
         super().__init__()
         self.widths = list(widths)
-        self.encoder = nn.ModuleList(
-            _block(c_in, c_out, 1 if i == 0 else 2)
-            for i, (c_in, c_out) in enumerate(zip([3] + self.widths[:-1], self.widths)))
+        self.encoder = nn.ModuleList(  # every level halves the side: the finest features are at H/2
+            _block(c_in, c_out, 2) for c_in, c_out in zip([3] + self.widths[:-1], self.widths))
         self.decoder = nn.ModuleList(
             _block(c_deep + c_skip, c_skip, 1)
             for c_deep, c_skip in zip(self.widths[:0:-1], self.widths[-2::-1]))
@@ -59,7 +61,8 @@ class Psi(nn.Module):
         for block, skip in zip(self.decoder, skips[-2::-1]):
             x = F.interpolate(x, size=skip.shape[2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], 1))
-        return self.mask_head(x), boxes
+        logits = F.interpolate(self.mask_head(x), size=images.shape[2:], mode="bilinear", align_corners=False)
+        return logits, boxes
 
 
 def psi_loss(logits: torch.Tensor, boxes: torch.Tensor, true_masks: torch.Tensor, true_boxes: torch.Tensor,
@@ -91,3 +94,22 @@ class PsiPredictor(nn.Module):
 def load_psi(path: str | Path, device="cpu") -> PsiPredictor:
     """models/psi.pt as a frozen PsiPredictor on `device` (ModelFileError naming a bad file)."""
     return PsiPredictor(load_model(path, Psi, "Psi model", device)).eval()
+
+
+def train_psi(psi: Psi, images: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor, p,
+              checkpoint: Checkpoint, device) -> Psi:
+    """Fit Psi (p: the `psi` params) to images [N, 3, H, W], masks [N, 1, H, W], boxes [N, 4], with
+    random left-right flips."""
+    def sample(generator):
+        i = torch.randint(len(images), (p.batch_size,), generator=generator)
+        flips = random_flips(generator, p.batch_size)
+        return hflip(images[i], flips), hflip(masks[i], flips), hflip_boxes(boxes[i], flips)
+
+    def loss_fn(model, batch):
+        x, y, b = (t.to(device) for t in batch)
+        logits, predicted = model(x)
+        loss, l_fg, l_bbox = psi_loss(logits, predicted, y, b, p.bbox_weight, p.smooth_l1_beta)
+        return loss, {"loss": loss.item(), "loss_fg": l_fg.item(), "loss_bbox": l_bbox.item()}
+
+    schedule = Schedule(p.steps, p.lr, p.checkpoint_every, p.seed)
+    return fit(psi.to(device), loss_fn, sample, schedule, checkpoint, "dvclive/psi", "train_psi")

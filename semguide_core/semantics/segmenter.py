@@ -17,34 +17,61 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import mobilenet_v3_large, resnet50, resnet101
 from torchvision.models import segmentation as tvseg
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
 
 from semguide_core.errors import ConfigError, ModelFileError
-from semguide_core.semantics.expert import IMAGENET_MEAN, IMAGENET_STD
-from semguide_core.semantics.model_files import load_model, load_weights_file
+from semguide_core.runtime import Checkpoint
+from semguide_core.semantics.model_files import IMAGENET_MEAN, IMAGENET_STD, load_model, load_weights_file
+from semguide_core.semantics.training import Schedule, fit, hflip, random_flips, recalibrate_batchnorm
 
-# backbone -> (builder, torchvision's pretrained COCO-with-VOC-labels weights)
-BACKBONES = {
-    "mobilenet_v3_large": (tvseg.deeplabv3_mobilenet_v3_large,
-                           tvseg.DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1),
-    "resnet50": (tvseg.deeplabv3_resnet50, tvseg.DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1),
-    "resnet101": (tvseg.deeplabv3_resnet101, tvseg.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1),
+# torchvision's pretrained COCO-with-VOC-labels weights of each backbone (for the file name in its cache)
+PRETRAINED = {
+    "mobilenet_v3_large": tvseg.DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+    "resnet50": tvseg.DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
+    "resnet101": tvseg.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
 }
-VOC_CLASSES = BACKBONES["resnet101"][1].meta["categories"]  # '__background__', 'aeroplane', ... 21 names
+VOC_CLASSES = PRETRAINED["resnet101"].meta["categories"]  # '__background__', 'aeroplane', ... 21 names
+
+
+def build_deeplabv3(backbone: str, num_classes: int, width_mult: float = 1.0, aspp_channels: int = 256,
+                    atrous_rates: list[int] = (12, 24, 36)) -> DeepLabV3:
+    """torchvision's DeepLabV3 (no auxiliary head), put together as its builders do, plus two knobs for
+    CPUs: the MobileNetV3 width multiplier and the ASPP width. With width_mult = 1, aspp_channels = 256
+    the layers and names are exactly torchvision's deeplabv3_<backbone>, so its weights files load; the
+    atrous rates (the paper's 12, 24, 36 suit ~500 px inputs) change no weight. No ImageNet backbone
+    weights are fetched (weights=None)."""
+    if backbone == "mobilenet_v3_large":
+        features = mobilenet_v3_large(weights=None, width_mult=width_mult, dilated=True).features
+        last = len(features) - 1  # C5, output stride 16
+        body, channels = IntermediateLayerGetter(features, {str(last): "out"}), features[last].out_channels
+    elif backbone in ("resnet50", "resnet101"):
+        if width_mult != 1.0:
+            raise ConfigError(f"segmenter width_mult = {width_mult}: only mobilenet_v3_large has a width multiplier")
+        resnet = {"resnet50": resnet50, "resnet101": resnet101}[backbone]
+        net = resnet(weights=None, replace_stride_with_dilation=[False, True, True])  # output stride 8
+        body, channels = IntermediateLayerGetter(net, {"layer4": "out"}), 2048
+    else:
+        raise ConfigError(f"segmenter backbone {backbone!r}: must be one of {', '.join(PRETRAINED)}")
+    head = nn.Sequential(  # torchvision's DeepLabHead with a chosen width
+        ASPP(channels, list(atrous_rates), aspp_channels),
+        nn.Conv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False), nn.BatchNorm2d(aspp_channels),
+        nn.ReLU(), nn.Conv2d(aspp_channels, num_classes, 1))
+    return DeepLabV3(body, head, None)
 
 
 class Segmenter(nn.Module):
     """forward(images [N, 3, H, W] in [0, 1]) -> foreground probability [N, 1, H, W]."""
 
-    def __init__(self, backbone: str, num_classes: int = 2, foreground: list[int] = (1,),
-                 resolution: int = 96):
+    def __init__(self, backbone: str, num_classes: int = 2, foreground: list[int] = (1,), resolution: int = 96,
+                 width_mult: float = 1.0, aspp_channels: int = 256, atrous_rates: list[int] = (12, 24, 36)):
         super().__init__()
-        if backbone not in BACKBONES:
-            raise ConfigError(f"segmenter backbone {backbone!r}: must be one of {', '.join(BACKBONES)}")
-        build = BACKBONES[backbone][0]
-        # weights_backbone=None too: otherwise torchvision downloads an ImageNet backbone
-        self.net = build(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
-        self.backbone = backbone
+        self.config = {"backbone": backbone, "num_classes": num_classes, "foreground": list(foreground),
+                       "resolution": resolution, "width_mult": width_mult, "aspp_channels": aspp_channels,
+                       "atrous_rates": list(atrous_rates)}
+        self.net = build_deeplabv3(backbone, num_classes, width_mult, aspp_channels, atrous_rates)
         self.foreground = list(foreground)
         self.resolution = resolution
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -67,7 +94,7 @@ def find_pretrained(backbone: str, weights: str) -> Path | None:
     if weights == "none":
         return None
     if weights == "auto":
-        url = BACKBONES[backbone][1].url
+        url = PRETRAINED[backbone].url
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
         return cached if cached.is_file() else None
     if not Path(weights).is_file():
@@ -75,24 +102,46 @@ def find_pretrained(backbone: str, weights: str) -> Path | None:
     return Path(weights)
 
 
-def pretrained_segmenter(backbone: str, path: str | Path, foreground_names: list[str],
-                         resolution: int) -> Segmenter:
+def pretrained_segmenter(backbone: str, path: str | Path, foreground_names: list[str], resolution: int,
+                         atrous_rates: list[int] = (12, 24, 36)) -> Segmenter:
     """A Segmenter from torchvision's 21-class VOC weights; `foreground_names` (VOC names) count as
     foreground. The auxiliary head in torchvision's files is not used and is dropped."""
     unknown = [name for name in foreground_names if name not in VOC_CLASSES]
     if unknown:
         raise ConfigError(f"voc_foreground: unknown VOC class {unknown[0]!r} (known: {', '.join(VOC_CLASSES[1:])})")
-    model = Segmenter(backbone, len(VOC_CLASSES), [VOC_CLASSES.index(n) for n in foreground_names], resolution)
+    model = Segmenter(backbone, len(VOC_CLASSES), [VOC_CLASSES.index(n) for n in foreground_names], resolution,
+                      atrous_rates=atrous_rates)
     load_weights_file(path, model.net, f"DeepLabV3-{backbone} VOC weights", drop_prefixes=("aux_classifier.",))
     return model.eval()
 
 
 def config_of(segmenter: Segmenter) -> dict:
     """The builder arguments stored with the weights in models/segmenter.pt."""
-    return {"backbone": segmenter.backbone, "num_classes": segmenter.net.classifier[-1].out_channels,
-            "foreground": segmenter.foreground, "resolution": segmenter.resolution}
+    return dict(segmenter.config)
 
 
 def load_segmenter(path: str | Path, device="cpu") -> Segmenter:
     """models/segmenter.pt as a frozen Segmenter on `device` (ModelFileError naming a bad file)."""
     return load_model(path, Segmenter, "segmenter", device)
+
+
+def train_segmenter(model: Segmenter, images: torch.Tensor, masks: torch.Tensor, p, checkpoint: Checkpoint,
+                    device) -> Segmenter:
+    """Two-class cross-entropy at the segmenter's resolution on images [N, 3, H, W], masks [N, 1, H, W]
+    (p: the `segmenter` params), with random left-right flips."""
+    def sample(generator):
+        i = torch.randint(len(images), (p.batch_size,), generator=generator)
+        flips = random_flips(generator, p.batch_size)
+        return hflip(images[i], flips), hflip(masks[i], flips)
+
+    def loss_fn(model, batch):
+        x, y = (t.to(device) for t in batch)
+        logits = model.logits(x)
+        target = F.interpolate(y, size=logits.shape[2:], mode="bilinear", align_corners=False)[:, 0] > 0.5
+        loss = F.cross_entropy(logits, target.long())
+        return loss, {"loss": loss.item()}
+
+    schedule = Schedule(p.steps, p.lr, p.checkpoint_every, p.seed)
+    fit(model.to(device), loss_fn, sample, schedule, checkpoint, "dvclive/segmenter", "train_segmenter")
+    recalibrate_batchnorm(model, images, p.batch_size)
+    return model

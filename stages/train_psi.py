@@ -1,0 +1,50 @@
+"""Stage `train_psi`: Psi (Eq. 7) on the prepared train split; its S_I and box for every prepared image
+(the agent trains on Psi's predictions, as in the paper); mask and box IoU on the test split."""
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+import torch
+
+from semguide_core.config import load_params
+from semguide_core.data.prepared import load_prepared
+from semguide_core.runtime import (Checkpoint, atomic_path, fingerprint, pick_device, run_stage, seed_everything,
+                                   write_json)
+from semguide_core.semantics.boxes import bbox_iou, mask_iou, mask_to_bbox
+from semguide_core.semantics.datasets import masks_with_extracted
+from semguide_core.semantics.model_files import run_batched, save_model
+from semguide_core.semantics.psi import Psi, PsiPredictor, train_psi
+
+PREPARED, EXTRACTED, OUT = "artifacts/prepared", "artifacts/extracted_masks", "artifacts/psi"
+CHECKPOINT = "checkpoints/train_psi.pt"
+
+
+def main():
+    params = load_params()
+    p = params.psi
+    device = pick_device(params.device)
+    seed_everything(p.seed)
+    data = load_prepared(PREPARED)
+    every = data.tensors(np.arange(len(data)))
+    masks = torch.from_numpy(masks_with_extracted(data, EXTRACTED)).unsqueeze(1).float()
+    train, test = data.split("train"), data.split("test")
+    checkpoint = Checkpoint(CHECKPOINT, fingerprint(asdict(p), data.images.shape, data.index["source"].tolist()))
+    psi = train_psi(Psi(p.widths), every.images[train], masks[train], every.bboxes[train], p, checkpoint, device)
+    predicted, boxes = run_batched(PsiPredictor(psi), every.images, 64)
+    with atomic_path(OUT) as tmp:
+        tmp.mkdir(parents=True)
+        np.save(tmp / "masks.npy", predicted[:, 0].numpy().astype(np.float16))
+        pd.DataFrame({"idx": np.arange(len(data)), **dict(zip("xywh", boxes.numpy().T))}).to_csv(
+            tmp / "bboxes.csv", index=False)
+    save_model("models/psi.pt", psi.cpu(), {"widths": p.widths})
+    write_json("metrics/psi.json", {
+        "mask_iou": mask_iou(predicted[test, 0], masks[test, 0]).mean().item(),
+        "bbox_iou": bbox_iou(boxes[test], every.bboxes[test]).mean().item(),
+        "bbox_iou_of_mask_box": bbox_iou(mask_to_bbox(predicted[test, 0]), every.bboxes[test]).mean().item(),
+        "mask_target": "true" if data.index["has_mask"].all() else "extracted where the dataset has none",
+        "n_train": len(train), "n_test": len(test), "parameters": sum(t.numel() for t in psi.parameters())})
+    checkpoint.clear()
+
+
+if __name__ == "__main__":
+    run_stage(main)
