@@ -75,6 +75,7 @@ class SegmenterParams:
     width_mult: float = param(0.5, lo=0.05, hi=4.0, doc="MobileNetV3 channel multiplier (1 = torchvision's)")
     aspp_channels: int = param(64, lo=1, doc="ASPP / head width (torchvision's: 256)")
     atrous_rates: list = param([2, 4, 6], lo=1, doc="ASPP dilations; the paper's 12, 24, 36 suit ~500 px inputs")
+    foreground_weight: float = param(8.0, lo=0.0, doc="cross-entropy weight of foreground pixels (background: 1)")
     batch_size: int = param(16, lo=1)
     steps: int = param(300, lo=1)
     lr: float = param(3e-3, lo=0.0)

@@ -142,3 +142,17 @@ def test_training_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_path
     assert torch.allclose(resumed.weight, straight.weight)
     _, calls = _toy_run(tmp_path / "b", 8)
     assert calls == 0  # finished and checkpointed: a rerun (e.g. after a failure writing outputs) skips training
+
+
+def test_find_pretrained_looks_in_torchvision_cache(tmp_path, monkeypatch):
+    from semguide_core.semantics.segmenter import find_pretrained
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    assert find_pretrained("mobilenet_v3_large", "auto") is None  # nothing cached: train instead
+    cached = tmp_path / "checkpoints" / "deeplabv3_mobilenet_v3_large-fc3c493d.pth"
+    cached.parent.mkdir()
+    cached.write_bytes(b"")
+    assert find_pretrained("mobilenet_v3_large", "auto") == cached
+    assert find_pretrained("resnet101", "auto") is None
+    assert find_pretrained("resnet101", "none") is None
+    with pytest.raises(ModelFileError, match="nowhere.pth: segmenter weights file not found"):
+        find_pretrained("resnet101", "nowhere.pth")

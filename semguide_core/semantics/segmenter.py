@@ -128,17 +128,20 @@ def load_segmenter(path: str | Path, device="cpu") -> Segmenter:
 def train_segmenter(model: Segmenter, images: torch.Tensor, masks: torch.Tensor, p, checkpoint: Checkpoint,
                     device) -> Segmenter:
     """Two-class cross-entropy at the segmenter's resolution on images [N, 3, H, W], masks [N, 1, H, W]
-    (p: the `segmenter` params), with random left-right flips."""
+    (p: the `segmenter` params), foreground pixels weighted by p.foreground_weight, with random
+    left-right flips."""
     def sample(generator):
         i = torch.randint(len(images), (p.batch_size,), generator=generator)
         flips = random_flips(generator, p.batch_size)
         return hflip(images[i], flips), hflip(masks[i], flips)
 
+    class_weights = torch.tensor([1.0, p.foreground_weight])
+
     def loss_fn(model, batch):
         x, y = (t.to(device) for t in batch)
         logits = model.logits(x)
         target = F.interpolate(y, size=logits.shape[2:], mode="bilinear", align_corners=False)[:, 0] > 0.5
-        loss = F.cross_entropy(logits, target.long())
+        loss = F.cross_entropy(logits, target.long(), weight=class_weights.to(logits.device))
         return loss, {"loss": loss.item()}
 
     schedule = Schedule(p.steps, p.lr, p.checkpoint_every, p.seed)
