@@ -42,7 +42,7 @@ def main():
     started = time.time()
     with Live(f"dvclive/agent_{spec.name}", dvcyaml=False, save_dvc_exp=False,
               resume=checkpoint.load() is not None) as live:
-        ddpg = train(spec, p, pool, renderer, checkpoint, live, device)
+        ddpg, reached = train(spec, p, pool, renderer, checkpoint, live, device)
     minutes = (time.time() - started) / 60
 
     # final metrics on every test image, painted with the neural renderer the agent trained with (the real
@@ -59,7 +59,7 @@ def main():
         iio.imwrite(tmp, grid(ctx.targets[:len(shown)], crisp["canvas"]), extension=".png")
     save_torch(f"models/agent_{spec.name}.pt", agent_file(agent, ddpg.actor_arch))
     write_json(f"metrics/agent_{spec.name}.json", {
-        "test_l2": metrics["l2"], "test_fg_l2": metrics["fg_l2"], "n_test": len(test),
+        "test_l2": metrics["l2"], "test_fg_l2": metrics["fg_l2"], "n_test": len(test), **reached,
         "strokes": p.episode_steps * p.bundle, "train_minutes_this_run": round(minutes, 2),
         "actor_parameters": sum(t.numel() for t in ddpg.actor.parameters()),
         "replay_bytes_per_transition": Replay(1, params.canvas, p.bundle).bytes_per_transition, "distance": p.distance, "canvas": params.canvas})

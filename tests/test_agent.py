@@ -20,7 +20,8 @@ from semguide_core.strokes import rasterise
 
 SIDE = 16
 TINY = AgentParams(episode_steps=2, envs=4, train_steps=8, warmup_steps=2, batch_size=8, replay_size=64,
-                   actor_width=4, critic_width=4, disc_width=4, checkpoint_every=2, log_every=2, val_images=2)
+                   actor_width=4, critic_width=4, disc_width=4, checkpoint_every=2, log_every=2, val_images=2,
+                   gamma=0.774)
 
 
 class TinyRenderer(torch.nn.Module):
@@ -139,7 +140,7 @@ def test_mixed_pool_draws_in_ratio():
 @pytest.mark.parametrize("distance", ["l2", "wgan"])
 def test_ddpg_updates_on_a_fixed_batch_lower_the_critic_loss(distance):
     torch.manual_seed(0)
-    p = replace(TINY, distance=distance, tau=0.0, critic_lr=3e-3, gamma=0.9)
+    p = replace(TINY, distance=distance, tau=0.0, critic_lr=3e-3, gamma=0.9, critic_blocks=[1, 1, 1, 1])
     spec = agent_spec("semantic", Params())
     ddpg = DDPG(spec, p, env.neural_density(TinyRenderer()), 100, "cpu")
     pool = synthetic_pool()
@@ -212,3 +213,10 @@ def test_paper_profile_becomes_dvc_set_args_and_typos_are_named(tmp_path):
     bad.write_text("agent:\n  actor_widht: 3\n")
     with pytest.raises(ConfigError, match="agent.actor_widht"):
         profile_args(bad)
+
+
+def test_max_minutes_stops_at_the_first_episode_end(tmp_path):
+    p = replace(TINY, max_minutes=1e-9)
+    ddpg, reached = train(agent_spec("baseline", Params()), p, synthetic_pool(), TinyRenderer(),
+                          Checkpoint(tmp_path / "ckpt.pt", "run"), Recorder(), "cpu")
+    assert reached == {"env_steps": p.episode_steps, "updates": 0, "stopped_at_max_minutes": True}

@@ -7,6 +7,8 @@ training with `TrainingDiverged` and leaves the last good checkpoint in place.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -33,9 +35,14 @@ def painting_agent(ddpg: DDPG) -> PaintingAgent:
 
 
 def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Checkpoint, live,
-          device) -> DDPG:
-    """Train the agent `spec` on `pool` with the neural renderer; logs through DVCLive `live`."""
+          device) -> tuple[DDPG, dict]:
+    """Train the agent `spec` on `pool` with the neural renderer; logs through DVCLive `live`.
+
+    Returns the trained DDPG and what was reached: environment steps, updates, whether `max_minutes` cut
+    training short (checked at episode boundaries, so a shared machine cannot blow the stage's budget).
+    """
     T, E = p.episode_steps, p.envs
+    deadline = time.monotonic() + 60 * p.max_minutes if p.max_minutes > 0 else float("inf")
     ddpg = DDPG(spec, p, env.neural_density(renderer), total_updates(p), device)
     replay = Replay(p.replay_size, pool.images.shape[-1], p.bundle)
     gen = torch.Generator().manual_seed(p.seed)
@@ -81,13 +88,15 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
                 live.log_metric("train/lr_actor", ddpg.scheds["actor"].get_last_lr()[0])
                 bar.set_postfix(reward=f"{sums['reward/total'] / p.log_every:.2e}")
                 sums = {}
+        if env_step % T == 0 and time.monotonic() > deadline:
+            break
         if env_step % T == 0 and updates - last_saved >= p.checkpoint_every:
             log_validation(live, ddpg, val_ctx, pool, updates)
             checkpoint.save({"ddpg": ddpg.state_dict(), "rng": gen.get_state(), "env_step": env_step,
                              "updates": updates})
             last_saved = updates
     bar.close()
-    return ddpg
+    return ddpg, {"env_steps": env_step, "updates": updates, "stopped_at_max_minutes": env_step < p.train_steps}
 
 
 def log_validation(live, ddpg: DDPG, val_ctx, pool: Pool, updates: int) -> dict:
