@@ -11,7 +11,7 @@ from semguide_core.semantics.boxes import bbox_iou, bbox_to_mask, mask_iou, mask
 from semguide_core.semantics.expert import Expert, load_imagenet_weights
 from semguide_core.semantics.model_files import load_model, run_batched, save_model
 from semguide_core.semantics.psi import Psi, PsiPredictor, load_psi, psi_loss
-from semguide_core.semantics.segmenter import Segmenter, pretrained_segmenter
+from semguide_core.semantics.segmenter import find_pretrained, pretrained_segmenter
 from semguide_core.runtime import Checkpoint
 from semguide_core.semantics.training import Schedule, fit
 
@@ -145,7 +145,6 @@ def test_training_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_path
 
 
 def test_find_pretrained_looks_in_torchvision_cache(tmp_path, monkeypatch):
-    from semguide_core.semantics.segmenter import find_pretrained
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert find_pretrained("mobilenet_v3_large", "auto") is None  # nothing cached: train instead
     cached = tmp_path / "checkpoints" / "deeplabv3_mobilenet_v3_large-fc3c493d.pth"

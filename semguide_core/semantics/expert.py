@@ -5,6 +5,7 @@ EfficientNet built from the B0 table with a width and a depth multiplier, so tha
 exactly `torchvision.models.efficientnet_b0` (a local ImageNet weights file for it loads), while smaller
 multipliers train on a CPU. The expert classifies the object crop: the image times its foreground mask,
 cropped to the box and resized to `resolution` (the published code feeds its expert the same crop).
+`gbp_maps` turns it into the guided-backprop maps G_I.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from semguide_core.semantics.guided_backprop import (GuidedActivation, guided_gr
                                                      normalise_maps)
 from semguide_core.semantics.model_files import IMAGENET_MEAN, IMAGENET_STD, load_model, load_weights_file
 from semguide_core.semantics.training import Schedule, fit, hflip, random_flips
+
 
 class Expert(nn.Module):
     """forward(crops [N, 3, R, R] in [0, 1]) -> class logits [N, n_classes]; normalises like ImageNet.
