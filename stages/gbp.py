@@ -1,5 +1,7 @@
 """Stage `gbp`: guided-backprop maps G_I of every prepared image (expert, Psi's mask and box), where their
 mass lies on the test split (object, distinguishing part), and the figure image | Psi mask | box | G_I."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -44,6 +46,9 @@ def main():
 
 def load_psi_outputs(n: int):
     """Psi's masks [N, 1, H, W] and boxes [N, 4] written by train_psi."""
+    for name in ("masks.npy", "bboxes.csv"):
+        if not Path(PSI, name).is_file():
+            raise DataError(f"{PSI}/{name}: not found (run `dvc repro train_psi`)")
     masks = np.load(f"{PSI}/masks.npy")
     boxes = pd.read_csv(f"{PSI}/bboxes.csv")
     if len(masks) != n or len(boxes) != n:

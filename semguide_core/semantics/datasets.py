@@ -59,11 +59,12 @@ def masks_with_extracted(dataset: PreparedDataset, extracted_dir: str | Path) ->
     missing = np.flatnonzero(~dataset.index["has_mask"].to_numpy())
     if len(missing) == 0:
         return masks
-    index_path = Path(extracted_dir) / "index.csv"
-    if not index_path.is_file():
-        raise DataError(f"{index_path}: not found (run `dvc repro extract_masks`)")
+    index_path, masks_path = Path(extracted_dir) / "index.csv", Path(extracted_dir) / "masks.npy"
+    for path in (index_path, masks_path):
+        if not path.is_file():
+            raise DataError(f"{path}: not found (run `dvc repro extract_masks`)")
     row_of = {source: row for row, source in enumerate(pd.read_csv(index_path)["source"])}
-    extracted = np.load(Path(extracted_dir) / "masks.npy", mmap_mode="r")
+    extracted = np.load(masks_path, mmap_mode="r")
     for i in missing:
         source = dataset.index.at[i, "source"]
         if source not in row_of:
