@@ -4,7 +4,7 @@ from torch import nn
 
 from semguide_core.semantics.expert import Expert, gbp_maps
 from semguide_core.semantics.guided_backprop import (ACTIVATIONS, GuidedActivation, guided_gradients,
-                                                     make_guided, normalise_maps)
+                                                     make_guided, mass_shares, normalise_maps)
 
 
 def _linear(weight, bias=None):
@@ -99,3 +99,19 @@ def test_gbp_maps_stay_in_the_box_and_in_range():
     assert torch.equal(gbp_maps(make_guided(expert), images, masks, boxes), maps)
     masks[:, :, :, :16] = 0  # the left half masked out: no map mass there (but at the bilinear seam)
     assert gbp_maps(expert, images, masks, boxes)[:, :, :, :15].abs().max() == 0
+
+
+def test_mass_shares_by_hand():
+    objects = torch.zeros(1, 1, 4, 4)
+    objects[..., :2, :] = 1                 # 8 object pixels
+    parts = torch.zeros(1, 1, 4, 4)
+    parts[..., 0, :2] = 1                   # 2 of them are the part: area share 1/4
+    maps = torch.zeros(1, 1, 4, 4)
+    maps[..., 0, 0] = 3.0                   # on the part
+    maps[..., 1, 3] = 1.0                   # on the object, off the part
+    maps[..., 3, 3] = 4.0                   # background
+    scores = mass_shares(maps, objects, parts)
+    assert scores["foreground_mass_share"] == 0.5
+    assert scores["part_mass_share"] == 0.75 and scores["part_area_share"] == 0.25
+    assert scores["part_ratio"] == 3.0
+    assert mass_shares(maps, objects, torch.zeros_like(parts))["part_ratio"] is None
