@@ -83,7 +83,7 @@ def test_stages_run_end_to_end_with_dvc(repo_copy):
 @pytest.mark.slow
 def test_killed_training_resumes_from_its_checkpoint(repo_copy):
     repo = repo_copy()
-    repo.set_params({**TINY, "renderer": {**TINY["renderer"], "steps": 3000}})
+    repo.set_params({**TINY, "renderer": {**TINY["renderer"], "steps": 400}})
     repo.run("dvc", "repro", "strokes")
     checkpoint = repo.root / "checkpoints/train_renderer.pt"
     proc = subprocess.Popen([sys.executable, "stages/train_renderer.py"], cwd=repo.root,
@@ -94,10 +94,10 @@ def test_killed_training_resumes_from_its_checkpoint(repo_copy):
     proc.kill()
     proc.wait()
     saved_step = torch.load(checkpoint, weights_only=True)["step"]
-    assert 0 < saved_step < 3000 and not (repo.root / "models/renderer.pt").exists()
+    assert 0 < saved_step < 400 and not (repo.root / "models/renderer.pt").exists()
     result = repo.run("python", "stages/train_renderer.py")
-    assert f"{saved_step}/3000" in result.stderr  # the progress bar starts at the saved step
-    assert json.loads((repo.root / "metrics/renderer.json").read_text())["steps"] == 3000
+    assert f"{saved_step}/400" in result.stderr  # the progress bar starts at the saved step
+    assert json.loads((repo.root / "metrics/renderer.json").read_text())["steps"] == 400
 
 
 @pytest.mark.slow
