@@ -114,7 +114,7 @@ class ExpertParams:
     dropout: float = param(0.2, lo=0.0, hi=1.0)
     stochastic_depth: float = param(0.0, lo=0.0, hi=1.0)
     batch_size: int = param(32, lo=1)
-    steps: int = param(400, lo=1)
+    steps: int = param(700, lo=1)
     lr: float = param(3e-3, lo=0.0)
     checkpoint_every: int = param(100, lo=1)
     seed: int = param(0, lo=0)
