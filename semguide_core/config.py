@@ -137,8 +137,8 @@ class AgentParams:
     episode_steps: int = param(40, lo=1, doc="bundles per episode, T (the paper: 40 bundles = 200 strokes)")
     bundle: int = param(5, lo=1, doc="strokes per step, K")
     foreground_strokes: int = param(3, lo=0, doc="of the K, foreground strokes of the semantic agent (paper 3:2)")
-    train_steps: int = param(700, lo=1, doc="environment steps, each for `envs` parallel episodes (paper: 2M)")
-    max_minutes: float = param(4.5, lo=0.0, doc="stop training (at an episode end) after this many minutes; 0 = never")
+    train_steps: int = param(1000, lo=1, doc="environment steps, each for `envs` parallel episodes (paper: 2M)")
+    max_minutes: float = param(4.5, lo=0.0, doc="stop training after this many minutes; 0 = never")
     envs: int = param(8, lo=1, doc="parallel episodes (published: 96)")
     updates_per_step: float = param(1.0, lo=0.0, doc="gradient updates per environment step (published: 0.25)")
     warmup_steps: int = param(20, lo=0, doc="environment steps with the untrained actor before any update")
@@ -165,6 +165,7 @@ class AgentParams:
     checkpoint_every: int = param(200, lo=1, doc="updates between checkpoints")
     log_every: int = param(50, lo=1, doc="updates between logged training metrics")
     val_images: int = param(8, lo=1, doc="test images painted for validation metrics and the grid")
+    threads: int = param(1, lo=0, doc="torch CPU threads; 1 resists other processes on the cores, 0 = torch's default")
     seed: int = param(0, lo=0)
 
 

@@ -34,6 +34,8 @@ def main():
     if p.foreground_strokes > p.bundle:
         raise ConfigError(f"params.yaml: agent.foreground_strokes = {p.foreground_strokes} exceeds agent.bundle = {p.bundle}")
     device = pick_device(params.device)
+    if p.threads:
+        torch.set_num_threads(p.threads)
     seed_everything(p.seed)
     pool = pool_for(spec, p)
     renderer = load_renderer(RENDERER, device)

@@ -67,6 +67,18 @@ def test_bilevel_update_matches_hand_computed_canvas():
     assert torch.allclose(out[0], expected)
 
 
+def test_semantic_agent_composites_with_the_thresholded_mask():
+    # a white foreground stroke of full density where Psi's soft mask says 0.6: the pixel turns white
+    # (with the soft mask in Eq. 4 it could only reach 0.6, the dark halo stroke_mask avoids)
+    p = replace(TINY, bundle=1, foreground_strokes=1)
+    ddpg = DDPG(agent_spec("semantic", Params()), p, lambda a: torch.ones(len(a), 1, 2), 1, "cpu")
+    soft = torch.tensor([[[[0.6, 0.4]]]])
+    ctx = Context(torch.zeros(1, 3, 1, 2), soft, soft, torch.tensor([[0.0, 0.0, 1.0, 1.0]]))
+    bundle = torch.ones(1, 1, 13)
+    out = ddpg.paint(torch.full((1, 3, 1, 2), 0.5), bundle, ctx)
+    assert torch.allclose(out[0, :, 0], torch.tensor([[1.0, 0.0]] * 3))
+
+
 def test_baseline_composites_unmasked():
     canvas = torch.zeros(1, 3, 1, 2)
     bundle = torch.zeros(1, 1, 13)
@@ -215,8 +227,8 @@ def test_paper_profile_becomes_dvc_set_args_and_typos_are_named(tmp_path):
         profile_args(bad)
 
 
-def test_max_minutes_stops_at_the_first_episode_end(tmp_path):
+def test_max_minutes_stops_training_after_the_first_step(tmp_path):
     p = replace(TINY, max_minutes=1e-9)
     ddpg, reached = train(agent_spec("baseline", Params()), p, synthetic_pool(), TinyRenderer(),
                           Checkpoint(tmp_path / "ckpt.pt", "run"), Recorder(), "cpu")
-    assert reached == {"env_steps": p.episode_steps, "updates": 0, "stopped_at_max_minutes": True}
+    assert reached == {"env_steps": 1, "updates": 0, "stopped_at_max_minutes": True}

@@ -59,7 +59,7 @@ class DDPG:
 
     def paint(self, canvas, bundle, ctx: Context) -> torch.Tensor:
         return env.paint_bundle(canvas, bundle, self.density_fn, self.n_background,
-                                ctx.masks if self.spec.bilevel else None)
+                                env.stroke_mask(ctx.masks) if self.spec.bilevel else None)
 
     @torch.no_grad()
     def act(self, canvas, ctx: Context, t, noise: float = 0.0) -> torch.Tensor:

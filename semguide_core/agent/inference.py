@@ -70,7 +70,7 @@ def rollout(agent: PaintingAgent, ctx: Context, density_fn: env.DensityFn, steps
     """
     steps = steps or agent.steps
     canvas = torch.zeros_like(ctx.targets)
-    masks = ctx.masks if agent.kind == "semantic" else None
+    masks = env.stroke_mask(ctx.masks) if agent.kind == "semantic" else None
     bundles = []
     for t in range(steps):
         bundle = agent.act(canvas, ctx.targets, ctx.masks, ctx.gbp, ctx.bboxes, t)

@@ -39,7 +39,7 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
     """Train the agent `spec` on `pool` with the neural renderer; logs through DVCLive `live`.
 
     Returns the trained DDPG and what was reached: environment steps, updates, whether `max_minutes` cut
-    training short (checked at episode boundaries, so a shared machine cannot blow the stage's budget).
+    training short (checked every environment step, so a shared machine cannot blow the stage's budget).
     """
     T, E = p.episode_steps, p.envs
     deadline = time.monotonic() + 60 * p.max_minutes if p.max_minutes > 0 else float("inf")
@@ -88,7 +88,7 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
                 live.log_metric("train/lr_actor", ddpg.scheds["actor"].get_last_lr()[0])
                 bar.set_postfix(reward=f"{sums['reward/total'] / p.log_every:.2e}")
                 sums = {}
-        if env_step % T == 0 and time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             break
         if env_step % T == 0 and updates - last_saved >= p.checkpoint_every:
             log_validation(live, ddpg, val_ctx, pool, updates)
