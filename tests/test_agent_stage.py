@@ -71,6 +71,18 @@ def test_stage_trains_writes_outputs_and_the_agent_paints(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["focus_ablation", "baseline_mask"])
+def test_ablation_and_control_agents_train(tmp_path, name):
+    make_inputs(tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**params, "kappa": 5.0}))
+    done = run(tmp_path, name)
+    assert done.returncode == 0, done.stderr[-2000:]
+    agent = load_agent(tmp_path / f"models/agent_{name}.pt")
+    assert agent.kind == "baseline" and agent.semantic_inputs == (name == "baseline_mask")
+
+
+@pytest.mark.slow
 def test_stage_reports_missing_input_in_one_line_and_writes_nothing(tmp_path):
     make_inputs(tmp_path)
     (tmp_path / "artifacts/gbp/maps.npy").unlink()
