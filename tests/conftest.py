@@ -31,6 +31,9 @@ class RepoCopy:
         subprocess.run(["git", "init", "-q"], cwd=root, check=True)
         subprocess.run(["git", "add", "-A"], cwd=root, check=True)
         subprocess.run([*git, "commit", "-qm", "copy"], cwd=root, check=True)
+        for rel in extra:  # a fresh clone (CI) has no data/ yet: pull it from the remote committed in git
+            if not (REPO / rel).exists() and (root / f"{rel}.dvc").is_file():
+                self.run("dvc", "pull", "-q", f"{rel}.dvc")
 
     def set_params(self, overrides: dict) -> None:
         """Deep-merge `overrides` into the copy's params.yaml."""
