@@ -48,6 +48,8 @@ def data_synth(out: Path = typer.Option(Path("data"), help="data folder to write
 def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the agent's architecture"),
           inference: bool = typer.Option(True, help="also time painting 200 strokes per image")):
     """Strokes/s of the rasteriser and the neural renderer at 64 and 128 px; ms per painted image."""
+    import torch
+
     from semguide_core.bench import bench_strokes
     from semguide_core.config import load_params
     try:
@@ -55,7 +57,7 @@ def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the 
     except SemguideError as err:
         _fail(err)
     typer.echo("canvas  rasteriser  renderer fwd  renderer fwd+bwd   (strokes/s, batch 64, "
-               f"{__import__('torch').get_num_threads()} threads)")
+               f"{torch.get_num_threads()} threads)")
     for row in bench_strokes(renderer=p.renderer):
         typer.echo(f"{row['canvas']:>6}  {row['rasteriser']:>10.0f}  {row['renderer_forward']:>12.0f}  "
                    f"{row['renderer_forward_backward']:>16.0f}")
