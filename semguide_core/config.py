@@ -97,7 +97,7 @@ class PsiParams:
     bbox_weight: float = param(5.0, lo=0.0, doc="weight of L_bbox against L_fg")
     smooth_l1_beta: float = param(0.05, lo=1e-6, doc="where Smooth L1 turns from quadratic to linear")
     batch_size: int = param(32, lo=1)
-    steps: int = param(300, lo=1)
+    steps: int = param(1500, lo=1)
     lr: float = param(3e-3, lo=0.0)
     checkpoint_every: int = param(100, lo=1)
     seed: int = param(0, lo=0)
@@ -137,8 +137,8 @@ class AgentParams:
     episode_steps: int = param(40, lo=1, doc="bundles per episode, T (the paper: 40 bundles = 200 strokes)")
     bundle: int = param(5, lo=1, doc="strokes per step, K")
     foreground_strokes: int = param(3, lo=0, doc="of the K, foreground strokes of the semantic agent (paper 3:2)")
-    train_steps: int = param(1000, lo=1, doc="environment steps, each for `envs` parallel episodes (paper: 2M)")
-    max_minutes: float = param(4.5, lo=0.0, doc="stop training after this many minutes; 0 = never")
+    train_steps: int = param(2500, lo=1, doc="environment steps, each for `envs` parallel episodes (paper: 2M)")
+    max_minutes: float = param(7.0, lo=0.0, doc="stop training after this many minutes; 0 = never")
     envs: int = param(8, lo=1, doc="parallel episodes (published: 96)")
     updates_per_step: float = param(1.0, lo=0.0, doc="gradient updates per environment step (published: 0.25)")
     warmup_steps: int = param(20, lo=0, doc="environment steps with the untrained actor before any update")
@@ -165,7 +165,7 @@ class AgentParams:
     checkpoint_every: int = param(200, lo=1, doc="updates between checkpoints")
     log_every: int = param(50, lo=1, doc="updates between logged training metrics")
     val_images: int = param(8, lo=1, doc="test images painted for validation metrics and the grid")
-    threads: int = param(1, lo=0, doc="torch CPU threads; 1 resists other processes on the cores, 0 = torch's default")
+    threads: int = param(0, lo=0, doc="torch CPU threads; 0 = all cores, 1 resists other processes on the cores")
     seed: int = param(0, lo=0)
 
 

@@ -2,13 +2,9 @@
 train split (box and mask from the dataset); test accuracy against chance."""
 from dataclasses import asdict
 
-import numpy as np
-import torch
-
 from semguide_core.config import load_params
-from semguide_core.data.prepared import load_prepared
 from semguide_core.runtime import Checkpoint, fingerprint, pick_device, run_stage, seed_everything, write_json
-from semguide_core.semantics.datasets import masks_with_extracted
+from semguide_core.semantics.datasets import load_object_data
 from semguide_core.semantics.expert import Expert, load_imagenet_weights, object_crops, train_expert
 from semguide_core.semantics.model_files import run_batched, save_model
 
@@ -21,14 +17,12 @@ def main():
     p = params.expert
     device = pick_device(params.device)
     seed_everything(p.seed)
-    data = load_prepared(PREPARED)
-    every = data.tensors(np.arange(len(data)))
-    masks = torch.from_numpy(masks_with_extracted(data, EXTRACTED)).unsqueeze(1).float()
-    train, test = data.split("train"), data.split("test")
+    objects = load_object_data(PREPARED, EXTRACTED)
+    data, every, masks, train, test = objects.data, objects.every, objects.masks, objects.train, objects.test
     expert = Expert(data.n_classes, p.width_mult, p.depth_mult, p.dropout, p.stochastic_depth, p.resolution)
     if p.weights:
         load_imagenet_weights(expert, p.weights)
-    checkpoint = Checkpoint(CHECKPOINT, fingerprint(asdict(p), data.images.shape, data.index["source"].tolist()))
+    checkpoint = Checkpoint(CHECKPOINT, fingerprint(asdict(p), *objects.identity()))
     expert = train_expert(expert, every.images[train], masks[train], every.bboxes[train], every.labels[train],
                           p, checkpoint, device)
 

@@ -4,14 +4,12 @@ from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
-import torch
 
 from semguide_core.config import load_params
-from semguide_core.data.prepared import load_prepared
 from semguide_core.runtime import (Checkpoint, atomic_path, fingerprint, pick_device, run_stage, seed_everything,
                                    write_json)
 from semguide_core.semantics.boxes import bbox_iou, mask_iou, mask_to_bbox
-from semguide_core.semantics.datasets import masks_with_extracted
+from semguide_core.semantics.datasets import load_object_data
 from semguide_core.semantics.model_files import run_batched, save_model
 from semguide_core.semantics.psi import Psi, PsiPredictor, train_psi
 
@@ -24,11 +22,9 @@ def main():
     p = params.psi
     device = pick_device(params.device)
     seed_everything(p.seed)
-    data = load_prepared(PREPARED)
-    every = data.tensors(np.arange(len(data)))
-    masks = torch.from_numpy(masks_with_extracted(data, EXTRACTED)).unsqueeze(1).float()
-    train, test = data.split("train"), data.split("test")
-    checkpoint = Checkpoint(CHECKPOINT, fingerprint(asdict(p), data.images.shape, data.index["source"].tolist()))
+    objects = load_object_data(PREPARED, EXTRACTED)
+    data, every, masks, train, test = objects.data, objects.every, objects.masks, objects.train, objects.test
+    checkpoint = Checkpoint(CHECKPOINT, fingerprint(asdict(p), *objects.identity()))
     psi = train_psi(Psi(p.widths), every.images[train], masks[train], every.bboxes[train], p, checkpoint, device)
     predicted, boxes = run_batched(PsiPredictor(psi), every.images, 64)
     with atomic_path(OUT) as tmp:

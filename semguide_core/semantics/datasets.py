@@ -7,16 +7,18 @@ stage `prepare` does, in memory. The true masks of sample-cars are kept outside 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from semguide_core.config import Params
 from semguide_core.data.datasets import list_records
 from semguide_core.data.prepare import prepare, resize_fraction, select
-from semguide_core.data.prepared import PreparedDataset
+from semguide_core.data.prepared import PreparedBatch, PreparedDataset, load_prepared
 from semguide_core.data.record import read_mask
 from semguide_core.errors import DataError
 
@@ -72,3 +74,23 @@ def masks_with_extracted(dataset: PreparedDataset, extracted_dir: str | Path) ->
                             f"`dataset` param, and the same prepare.max_images)")
         masks[i] = extracted[row_of[source]]
     return masks
+
+
+@dataclass(frozen=True)
+class ObjectData:
+    """What Psi and the expert learn from: every prepared image as tensors, object masks, the splits."""
+    data: PreparedDataset
+    every: PreparedBatch   # all prepared images, in idx order
+    masks: torch.Tensor    # [N, 1, H, W] in {0, 1}: true masks, extracted ones where the dataset has none
+    train: np.ndarray      # idx of the train split
+    test: np.ndarray       # idx of the test split
+
+    def identity(self) -> tuple:
+        """What a training checkpoint must have been trained on to be resumed (with the params)."""
+        return self.data.images.shape, self.data.index["source"].tolist()
+
+
+def load_object_data(prepared_dir: str | Path, extracted_dir: str | Path) -> ObjectData:
+    data = load_prepared(prepared_dir)
+    masks = torch.from_numpy(masks_with_extracted(data, extracted_dir)).unsqueeze(1).float()
+    return ObjectData(data, data.tensors(np.arange(len(data))), masks, data.split("train"), data.split("test"))
