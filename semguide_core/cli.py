@@ -67,6 +67,44 @@ def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the 
             typer.echo(f"paint 200 strokes at {side} px: {ms:.0f} ms per image")
 
 
+@app.command("probe-actor")
+def probe_actor(params: Path = typer.Option(Path("params.yaml"), help="params of the agent (architecture, lr, batch)"),
+                updates: int = typer.Option(600, min=1, help="actor updates on first bundles"),
+                every: int = typer.Option(100, min=1, help="evaluate every this many updates"),
+                images: int = typer.Option(32, min=1, help="test images evaluated"),
+                direct_steps: int = typer.Option(300, min=0, help="Adam steps per image for the direct bar"),
+                artifacts: Path = typer.Option(Path("artifacts"), help="folder holding prepared/"),
+                renderer: Path = typer.Option(Path("models/renderer.pt"), help="trained neural renderer")):
+    """Test L2 after one bundle: a fresh actor learning it vs each image's bundle optimised directly.
+
+    Also prints two flat-colour reference canvases to read the agents' test L2 against (docs/agent.md)."""
+    import torch
+
+    from semguide_core.agent.data import load_pool
+    from semguide_core.agent.probe import flat_references, run_probe
+    from semguide_core.agent.spec import agent_spec
+    from semguide_core.config import load_params
+    from semguide_core.renderer import load_renderer
+    try:
+        p = load_params(params)
+        pool = load_pool(artifacts / "prepared", None, None)
+        model = load_renderer(renderer)
+    except SemguideError as err:
+        _fail(err)
+    test = torch.as_tensor(pool.test[:images])
+    ctx = pool.context(test, torch.zeros_like(test), "cpu")
+    out = run_probe(agent_spec("baseline", p), p.agent, pool, model, ctx, updates, every, direct_steps)
+    typer.echo(f"test L2 after one bundle of {p.agent.bundle} strokes, {len(test)} test images")
+    for step, l2 in out["curve"]:
+        typer.echo(f"  actor after {step:>5} updates: {l2:.4f}")
+    typer.echo(f"  direct, {direct_steps} Adam steps per image: {out['direct']:.4f}")
+    every_test = torch.as_tensor(pool.test)
+    flat = flat_references(pool.images[every_test].float() / 255, pool.gt_masks[every_test].float())
+    typer.echo(f"flat references on all {len(every_test)} test images: each image's mean colour, L2 "
+               f"{flat['l2_image_mean']:.4f}; the object filled with its mean colour, foreground L2 "
+               f"{flat['fg_l2_object_mean']:.4f}")
+
+
 @app.command("check-params")
 def check_params(path: Path = typer.Argument(Path("params.yaml"))):
     """Validate a params file: unknown keys, wrong types and out-of-range values are named."""

@@ -9,6 +9,7 @@ import torch
 from semguide_core.agent import env
 from semguide_core.agent.data import Pool, mask_bbox, sample_instance
 from semguide_core.agent.ddpg import DDPG
+from semguide_core.agent.probe import flat_references, run_probe
 from semguide_core.agent.replay import Replay
 from semguide_core.agent.rewards import Context, Rewards, RewardWeights, focus_distance
 from semguide_core.agent.spec import agent_spec
@@ -214,6 +215,27 @@ def test_nan_stops_with_clear_error_and_resume_continues_from_saved_step(tmp_pat
     train(spec, replace(TINY, log_every=1), pool, TinyRenderer(), checkpoint, live, "cpu")
     # resumed at env step 6 / update 4 with an empty replay: steps 7-8 refill it, then update 5 runs
     assert [s for s, _ in live.metrics["train/loss/critic"]] == [5]
+
+
+def test_probe_actor_learns_the_first_bundle_and_direct_optimisation_sets_the_bar():
+    pool = synthetic_pool()  # flat colours: one bundle of the right colour paints them
+    colours = (torch.rand(len(pool), 3, 1, 1, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    pool = replace(pool, images=colours.expand(-1, -1, SIDE, SIDE).contiguous())
+    test = torch.as_tensor(pool.test)
+    ctx = pool.context(test, torch.zeros_like(test), "cpu")
+    out = run_probe(agent_spec("baseline", Params()), replace(TINY, actor_lr=1e-2), pool, TinyRenderer(), ctx,
+                    updates=60, every=20, direct_steps=50)
+    steps, l2 = zip(*out["curve"])
+    assert steps == (0, 20, 40, 60)
+    assert l2[-1] < 0.5 * l2[0] and out["direct"] < 0.2 * l2[-1]
+
+
+def test_flat_references_hand_case():
+    targets = torch.tensor([[[[0.0, 1.0, 1.0]], [[0.0, 1.0, 1.0]], [[0.0, 1.0, 1.0]]]])  # pixels 0, 1, 1 (grey)
+    mask = torch.tensor([[[[0.0, 1.0, 1.0]]]])                                          # object: the two 1s
+    ref = flat_references(targets, mask)
+    # image mean 2/3: errors (2/3)^2, (1/3)^2, (1/3)^2 -> mean 6/27; the object's own mean is exact
+    assert ref["l2_image_mean"] == pytest.approx(6 / 27) and ref["fg_l2_object_mean"] == pytest.approx(0.0)
 
 
 # ---------------------------------------------------------------------------------------------- profiles

@@ -1,0 +1,81 @@
+"""How much of the first bundle the actor learns, against what the renderer allows (`semguide probe-actor`).
+
+The trained agents plateau near L2 0.02 (docs/agent.md). This probe isolates the actor's part of that:
+both sides paint one bundle of K strokes on a black canvas (t = 0) of the same test images, through the
+same neural renderer, with the same L2 reward:
+
+- the actor curve: a fresh actor of the agent's architecture, trained by the DDPG actor update (Eq. 17,
+  gamma = 0) on first bundles of training images; test L2 after one bundle every `every` updates.
+- the direct bar (`direct_l2`): each test image's bundle optimised on its own (Adam on its K x 13
+  numbers from a random start): what one bundle can reach, and what an amortised actor approaches.
+A wide gap after as many updates as the agents get says the actor's learning, not the renderer or the
+reward, is what limits the paintings within a CPU budget.
+
+`flat_references` gives two canvases without strokes to read the agents' test L2 against: every image
+filled with its mean colour (whole-image L2), and the object filled with its mean colour (foreground L2).
+"""
+from __future__ import annotations
+
+import torch
+
+from semguide_core.agent import env
+from semguide_core.agent.data import Pool
+from semguide_core.agent.ddpg import DDPG
+from semguide_core.agent.rewards import Context, l2_distance
+from semguide_core.agent.spec import AgentSpec
+from semguide_core.agent.train import distances
+from semguide_core.config import AgentParams
+
+
+def first_bundle_l2(ddpg: DDPG, bundle: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """L2 (MSE) per image [B] after painting `bundle` [B, K, 13] on a black canvas."""
+    return l2_distance(ctx.targets, ddpg.paint(torch.zeros_like(ctx.targets), bundle, ctx))
+
+
+def run_probe(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, test_ctx: Context, updates: int,
+              every: int, direct_steps: int, direct_lr: float = 0.1, seed: int = 0) -> dict:
+    """{'curve': [(updates, mean test L2 after the actor's first bundle)] at 0, every, ... updates,
+        'direct': mean test L2 after one bundle optimised per image (`direct_steps` Adam steps)}."""
+    torch.set_flush_denormal(True)  # as runtime.run_stage does for the stages: denormals slow training down
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    ddpg = DDPG(spec, p, env.neural_density(renderer), updates, test_ctx.targets.device)
+    curve = []
+    for update in range(updates + 1):
+        if update % every == 0 or update == updates:
+            black = torch.zeros_like(test_ctx.targets)
+            with torch.no_grad():
+                curve.append((update, first_bundle_l2(ddpg, ddpg.act(black, test_ctx, 0), test_ctx).mean().item()))
+        if update == updates:
+            break
+        idx, instance = pool.sample(p.batch_size, gen)
+        ctx = pool.context(idx, instance, test_ctx.targets.device)
+        black = torch.zeros_like(ctx.targets)
+        bundle = ddpg.actor(ddpg.observe(black, ctx, torch.zeros(len(idx))))
+        reward, _ = ddpg.rewards(black, ddpg.paint(black, bundle, ctx), ctx)
+        ddpg.step("actor", -reward.mean())
+    direct = direct_l2(ddpg, test_ctx, direct_steps, direct_lr, torch.Generator().manual_seed(seed))
+    return {"curve": curve, "direct": direct}
+
+
+def direct_l2(ddpg: DDPG, ctx: Context, steps: int, lr: float, gen: torch.Generator) -> float:
+    """Mean L2 after one bundle optimised per image: `steps` Adam steps on stroke logits from random starts."""
+    logits = torch.randn(len(ctx.targets), ddpg.p.bundle, 13, generator=gen).to(ctx.targets.device)
+    logits.requires_grad_(True)
+    opt = torch.optim.Adam([logits], lr=lr)
+    for _ in range(steps):
+        loss = first_bundle_l2(ddpg, torch.sigmoid(logits), ctx).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return first_bundle_l2(ddpg, torch.sigmoid(logits), ctx).mean().item()
+
+
+def flat_references(targets: torch.Tensor, gt_masks: torch.Tensor) -> dict:
+    """Whole-image L2 of each image's mean colour, foreground L2 of the object filled with its own mean."""
+    image_mean = targets.mean(dim=(2, 3), keepdim=True).expand_as(targets)
+    area = gt_masks.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+    object_mean = ((targets * gt_masks).sum(dim=(2, 3), keepdim=True) / area).expand_as(targets)
+    return {"l2_image_mean": distances(image_mean, targets, gt_masks)["l2"],
+            "fg_l2_object_mean": distances(object_mean, targets, gt_masks)["fg_l2"]}
