@@ -91,6 +91,7 @@ def probe_actor(params: Path = typer.Option(Path("params.yaml"), help="params of
         model = load_renderer(renderer)
     except SemguideError as err:
         _fail(err)
+    torch.set_flush_denormal(True)  # as runtime.run_stage: float32 denormals slow training down several times
     test = torch.as_tensor(pool.test[:images])
     ctx = pool.context(test, torch.zeros_like(test), "cpu")
     out = run_probe(agent_spec("baseline", p), p.agent, pool, model, ctx, updates, every, direct_steps)

@@ -16,6 +16,8 @@ filled with its mean colour (whole-image L2), and the object filled with its mea
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from semguide_core.agent import env
@@ -36,9 +38,9 @@ def run_probe(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, test_ctx: C
               every: int, direct_steps: int, direct_lr: float = 0.1, seed: int = 0) -> dict:
     """{'curve': [(updates, mean test L2 after the actor's first bundle)] at 0, every, ... updates,
         'direct': mean test L2 after one bundle optimised per image (`direct_steps` Adam steps)}."""
-    torch.set_flush_denormal(True)  # as runtime.run_stage does for the stages: denormals slow training down
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    p = replace(p, gamma=0.0, distance="l2")  # the myopic actor update alone: no critic, no discriminator
     ddpg = DDPG(spec, p, env.neural_density(renderer), updates, test_ctx.targets.device)
     curve = []
     for update in range(updates + 1):
@@ -50,10 +52,8 @@ def run_probe(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, test_ctx: C
             break
         idx, instance = pool.sample(p.batch_size, gen)
         ctx = pool.context(idx, instance, test_ctx.targets.device)
-        black = torch.zeros_like(ctx.targets)
-        bundle = ddpg.actor(ddpg.observe(black, ctx, torch.zeros(len(idx))))
-        reward, _ = ddpg.rewards(black, ddpg.paint(black, bundle, ctx), ctx)
-        ddpg.step("actor", -reward.mean())
+        black, first = torch.zeros_like(ctx.targets), torch.zeros(len(idx))
+        ddpg.update(black, first, None, ctx)  # replayed actions only feed the critic and discriminators
     direct = direct_l2(ddpg, test_ctx, direct_steps, direct_lr, torch.Generator().manual_seed(seed))
     return {"curve": curve, "direct": direct}
 
