@@ -27,6 +27,7 @@ from semguide_core.agent.rewards import Context, l2_distance
 from semguide_core.agent.spec import AgentSpec
 from semguide_core.agent.train import distances
 from semguide_core.config import AgentParams
+from semguide_core.strokes import STROKE_SIZE
 
 
 def first_bundle_l2(ddpg: DDPG, bundle: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -60,7 +61,7 @@ def run_probe(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, test_ctx: C
 
 def direct_l2(ddpg: DDPG, ctx: Context, steps: int, lr: float, gen: torch.Generator) -> float:
     """Mean L2 after one bundle optimised per image: `steps` Adam steps on stroke logits from random starts."""
-    logits = torch.randn(len(ctx.targets), ddpg.p.bundle, 13, generator=gen).to(ctx.targets.device)
+    logits = torch.randn(len(ctx.targets), ddpg.p.bundle, STROKE_SIZE, generator=gen).to(ctx.targets.device)
     logits.requires_grad_(True)
     opt = torch.optim.Adam([logits], lr=lr)
     for _ in range(steps):
