@@ -7,6 +7,10 @@ It is differentiable, which is what makes the DDPG model-based: the actor's grad
 Trained against the real rasteriser (strokes.py). The published renderers use MSE on the sigmoid output;
 here the default is binary cross-entropy on the logits, which trains reliably where MSE through the
 sigmoid can collapse to an all-zero map (DESIGN.md). Held-out MSE / PSNR are reported either way.
+
+The logits are bounded to +-LOGIT_BOUND by a scaled tanh. Unbounded, BCE drives the logits of empty pixels
+towards -6,000, where sigmoid' underflows into float32 denormals (very slow CPU arithmetic) and then to 0;
+at +-20 the density is within 2e-9 of 0 or 1, so the bound costs no accuracy.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from semguide_core.config import RendererParams
 from semguide_core.errors import ModelFileError, TrainingDiverged
 from semguide_core.runtime import Checkpoint, load_state, load_torch
 from semguide_core.strokes import SHAPE_SIZE
+
+LOGIT_BOUND = 20.0
 
 
 class NeuralRenderer(nn.Module):
@@ -48,7 +54,8 @@ class NeuralRenderer(nn.Module):
     def logits(self, shape: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid density, [N, canvas, canvas], from stroke shapes [N, >=10] (colour ignored)."""
         x = self.fc(shape[:, :SHAPE_SIZE])
-        return self.up(x.view(-1, self.arch["conv_width"], self.start, self.start))[:, 0]
+        raw = self.up(x.view(-1, self.arch["conv_width"], self.start, self.start))[:, 0]
+        return LOGIT_BOUND * torch.tanh(raw / LOGIT_BOUND)
 
     def forward(self, shape: torch.Tensor) -> torch.Tensor:
         """Density Phi[a] in [0,1], [N, canvas, canvas]."""

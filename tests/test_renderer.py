@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from semguide_core.errors import ModelFileError
-from semguide_core.renderer import NeuralRenderer, evaluate, load_renderer, loss_fn, renderer_file
+from semguide_core.renderer import LOGIT_BOUND, NeuralRenderer, evaluate, load_renderer, loss_fn, renderer_file
 from semguide_core.strokes import random_strokes, rasterise
 
 CANVAS = 16
@@ -42,6 +42,40 @@ def test_overfits_a_small_batch():
         opt.step()
     after = evaluate(model, strokes, target)
     assert after["mse"] < 0.1 * before and after["psnr"] > 20
+
+
+def renderer_with_logit_bias(bias: float) -> NeuralRenderer:
+    """A tiny renderer whose raw logits sit near `bias` everywhere (the bias of its last conv)."""
+    torch.manual_seed(0)
+    model = tiny_renderer()
+    last_conv = [m for m in model.up if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last_conv.bias.fill_(bias)
+    return model
+
+
+def no_denormals(x: torch.Tensor) -> bool:
+    return not ((x != 0) & (x.abs() < torch.finfo(torch.float32).tiny)).any()
+
+
+def test_logits_are_bounded():
+    # Trained with BCE, the logits of empty pixels went down to about -6,000: the density underflowed to 0
+    # and its gradient through float32 denormals (very slow on a CPU) to 0.
+    model = renderer_with_logit_bias(-1e4)
+    strokes = torch.rand(4, 13, requires_grad=True)
+    logits = model.logits(strokes)
+    assert logits.min() >= -LOGIT_BOUND and logits.max() <= LOGIT_BOUND
+    density = torch.sigmoid(logits)
+    assert density.min() >= torch.sigmoid(torch.tensor(-LOGIT_BOUND)) > 0
+    density.sum().backward()
+    assert torch.isfinite(strokes.grad).all() and no_denormals(strokes.grad)
+
+
+def test_a_nearly_saturated_stroke_keeps_a_normal_gradient():
+    # At a raw logit of -90 an unbounded sigmoid is exactly 0 in float32, and so is its gradient.
+    strokes = torch.rand(4, 13, requires_grad=True)
+    renderer_with_logit_bias(-90.0)(strokes).sum().backward()
+    assert torch.isfinite(strokes.grad).all() and strokes.grad.abs().max() > 0 and no_denormals(strokes.grad)
 
 
 def test_load_round_trip_and_frozen(tmp_path):
@@ -78,6 +112,24 @@ def test_stages_run_end_to_end_with_dvc(repo_copy):
     assert (repo.root / "figures/renderer_strokes.png").stat().st_size > 1000
     assert load_renderer(repo.root / "models/renderer.pt")(torch.rand(2, 13)).shape == (2, 16, 16)
     assert not (repo.root / "checkpoints/train_renderer.pt").exists()  # cleared once training finished
+
+
+@pytest.mark.slow
+def test_metrics_are_the_same_next_to_a_busy_process(repo_copy):
+    # `dvc repro -f` must reproduce the committed metrics whatever else runs on the machine: training is
+    # counted in steps, never in seconds, and its arithmetic does not depend on how threads are scheduled.
+    repo = repo_copy()
+    repo.set_params(TINY)
+    repo.run("python", "stages/strokes.py")
+    repo.run("python", "stages/train_renderer.py")
+    alone = (repo.root / "metrics/renderer.json").read_text()
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        repo.run("python", "stages/train_renderer.py")
+    finally:
+        busy.kill()
+        busy.wait()
+    assert (repo.root / "metrics/renderer.json").read_text() == alone
 
 
 @pytest.mark.slow
