@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+import semguide_core
 from semguide_core.errors import ModelFileError, SemguideError
 
 
@@ -88,6 +89,7 @@ def seed_everything(seed: int) -> None:
 
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main(); a SemguideError becomes one line on stderr and exit status 1."""
+    _wait_passively(main)
     # Late in training, gradients and Adam's second moments fall into the float32 denormal range,
     # where CPU arithmetic is many times slower: the renderer's backward pass went from 24 to 65 ms.
     # Flushing them to zero changes no result that matters and keeps every step as fast as the first.
@@ -97,6 +99,27 @@ def run_stage(main: Callable[[], None]) -> None:
     except SemguideError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+
+
+def _wait_passively(main: Callable[[], None]) -> None:
+    """Re-execute a stage script whose OpenMP runtime was loaded without OMP_WAIT_POLICY=PASSIVE.
+
+    Most stage scripts import torch before semguide_core, so the variable set in semguide_core/__init__.py
+    comes after OpenMP has read it, and its threads spin: with one other busy process on 2 cores every
+    training step was 35x slower and a stage's speed depended on what else ran. OpenMP reads the variable
+    only once, when it loads, so the only way to change it is to start the process again with it set.
+    """
+    # Only a process started to run the stage is re-executed, never a host such as pytest: main is defined
+    # in __main__, by the script Python was started with (runpy, which tests use to run a stage in-process,
+    # sets sys.argv[0] to the stage but leaves sys.orig_argv as it was).
+    started_as_stage = main.__module__ == "__main__" and sys.argv[0] in sys.orig_argv
+    if semguide_core.OMP_PASSIVE or not started_as_stage:
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    sys.stdout.flush()  # exec discards what is still buffered
+    sys.stderr.flush()
+    # orig_argv keeps the interpreter's own options (-c, -X, -W ...), which sys.argv drops
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def fingerprint(*parts) -> str:

@@ -1,4 +1,10 @@
-"""The stage entry point: denormals flushed (CPU speed), errors as one line and exit status 1."""
+"""The stage entry point: passive OpenMP wait and denormals flushed (CPU speed), errors as one line and
+exit status 1."""
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -31,3 +37,38 @@ def test_a_stage_error_is_one_line_and_exit_status_1(capsys):
         run_stage(main)
     assert exit_info.value.code == 1
     assert capsys.readouterr().err == "error: params.yaml: renderer.steps = -1 is below 1\n"
+
+
+STAGE_IMPORTING_TORCH_FIRST = """
+import os
+import torch
+from semguide_core.runtime import run_stage
+
+def main():
+    print(os.environ["OMP_WAIT_POLICY"])
+
+run_stage(main)
+"""
+
+
+def test_a_stage_started_with_torch_first_runs_with_passive_openmp_wait():
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    env["OMP_DISPLAY_ENV"] = "VERBOSE"  # libgomp (torch's OpenMP) prints its settings to stderr when it loads
+    done = subprocess.run([sys.executable, "-c", STAGE_IMPORTING_TORCH_FIRST], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "PASSIVE\n"
+    # The variable alone is not enough: OpenMP must have loaded with it (PASSIVE: spin count 0, unset: 300000).
+    spin_counts = re.findall(r"GOMP_SPINCOUNT = '(\d+)'", done.stderr)
+    assert spin_counts and spin_counts[-1] == "0"
+
+
+def test_a_stage_run_in_process_by_runpy_does_not_restart_its_host(tmp_path):
+    # tests run stages in the pytest process with runpy: re-executing would start the whole session again
+    (tmp_path / "stage.py").write_text(STAGE_IMPORTING_TORCH_FIRST)
+    host = "import torch, runpy; print('host started', flush=True); runpy.run_path('stage.py', run_name='__main__')"
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    done = subprocess.run([sys.executable, "-c", host], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "host started\nPASSIVE\n"
