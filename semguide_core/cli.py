@@ -75,13 +75,14 @@ def probe_actor(params: Path = typer.Option(Path("params.yaml"), help="params of
                 direct_steps: int = typer.Option(300, min=0, help="Adam steps per image for the direct bar"),
                 artifacts: Path = typer.Option(Path("artifacts"), help="folder holding prepared/"),
                 renderer: Path = typer.Option(Path("models/renderer.pt"), help="trained neural renderer")):
-    """Test L2 after one bundle: a fresh actor learning it vs each image's bundle optimised directly.
+    """Test L2 after one bundle: a fresh actor learning it (constant lr) vs each image's bundle optimised directly.
 
-    Also prints two flat-colour reference canvases to read the agents' test L2 against (docs/agent.md)."""
+    Also prints two flat-colour reference canvases to read the agents' test L2 against (`semguide references`)."""
     import torch
 
+    from semguide_core import references as R
     from semguide_core.agent.data import load_pool
-    from semguide_core.agent.probe import flat_references, run_probe
+    from semguide_core.agent.probe import run_probe
     from semguide_core.agent.spec import agent_spec
     from semguide_core.config import load_params
     from semguide_core.renderer import load_renderer
@@ -100,10 +101,48 @@ def probe_actor(params: Path = typer.Option(Path("params.yaml"), help="params of
         typer.echo(f"  actor after {step:>5} updates: {l2:.4f}")
     typer.echo(f"  direct, {direct_steps} Adam steps per image: {out['direct']:.4f}")
     every_test = torch.as_tensor(pool.test)
-    flat = flat_references(pool.images[every_test].float() / 255, pool.gt_masks[every_test].float())
+    targets, masks = pool.images[every_test].float() / 255, pool.gt_masks[every_test].float()
     typer.echo(f"flat references on all {len(every_test)} test images: each image's mean colour, L2 "
-               f"{flat['l2_image_mean']:.4f}; the object filled with its mean colour, foreground L2 "
-               f"{flat['fg_l2_object_mean']:.4f}")
+               f"{R.mse(R.mean_colour(targets), targets):.4f}; the object filled with its mean colour, "
+               f"foreground L2 {R.foreground_mse(R.object_mean_colour(targets, masks), targets, masks):.4f}")
+
+
+@app.command()
+def references(params: Path = typer.Option(Path("params.yaml"),
+                                           help="params: device, and the agents' strokes per episode and bundle"),
+               optimum: bool = typer.Option(True, help="also optimise 200 strokes per image through the renderer "
+                                                       "(2,000 Adam steps: long on a CPU, see --max-images)"),
+               max_images: int = typer.Option(0, min=0, help="first test images used for every row, 0 = all"),
+               steps: int = typer.Option(50, min=1, help="Adam steps per stage (one bundle) of the optimum"),
+               lr: float = typer.Option(0.1, min=0.0, help="Adam learning rate of the optimum, on stroke logits"),
+               artifacts: Path = typer.Option(Path("artifacts"), help="folder holding prepared/"),
+               renderer: Path = typer.Option(Path("models/renderer.pt"), help="trained neural renderer"),
+               out: Optional[Path] = typer.Option(None, help="also write the table as JSON")):
+    """Reference canvases on the test images (mean colour, mosaics, per-image optimum), to read agents against."""
+    import torch
+
+    from semguide_core import references as R
+    from semguide_core.config import load_params
+    from semguide_core.errors import ModelFileError
+    from semguide_core.renderer import load_renderer
+    from semguide_core.runtime import pick_device, write_json
+    try:
+        p = load_params(params)
+        device = pick_device(p.device)
+        targets, masks = R.test_images(artifacts / "prepared")
+        model = load_renderer(renderer, device) if optimum else None
+        if model is not None and model.arch["canvas"] != targets.shape[-1]:
+            raise ModelFileError(f"{renderer}: paints {model.arch['canvas']} px, the prepared test images are "
+                                 f"{targets.shape[-1]} px")
+    except SemguideError as err:
+        _fail(err)
+    torch.set_flush_denormal(True)  # as runtime.run_stage: float32 denormals slow the renderer down several times
+    table = R.reference_table(targets.to(device), masks.to(device), model, p.agent.bundle * p.agent.episode_steps,
+                              p.agent.bundle, steps, lr, max_images)
+    typer.echo(f"references on {table['mean_colour']['images']} test images ({artifacts / 'prepared'})")
+    typer.echo(R.markdown(table))
+    if out is not None:
+        write_json(out, table)
 
 
 @app.command("check-params")

@@ -9,10 +9,11 @@ same neural renderer, with the same L2 reward:
 - the direct bar (`direct_l2`): each test image's bundle optimised on its own (Adam on its K x 13
   numbers from a random start): what one bundle can reach, and what an amortised actor approaches.
 A wide gap after as many updates as the agents get says the actor's learning, not the renderer or the
-reward, is what limits the paintings within a CPU budget.
+reward, is what limits the paintings within a CPU budget. The actor trains at a constant learning rate:
+the agents' schedule (lr_decay_at) would drop it part-way through the probe, and a plateau there would
+measure the schedule, not the actor.
 
-`flat_references` gives two canvases without strokes to read the agents' test L2 against: every image
-filled with its mean colour (whole-image L2), and the object filled with its mean colour (foreground L2).
+Reference canvases to read the curve against are in semguide_core/references.py (`semguide references`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ from semguide_core.agent.data import Pool
 from semguide_core.agent.ddpg import DDPG
 from semguide_core.agent.rewards import Context, l2_distance
 from semguide_core.agent.spec import AgentSpec
-from semguide_core.agent.train import distances
 from semguide_core.config import AgentParams
 from semguide_core.strokes import STROKE_SIZE
 
@@ -41,7 +41,8 @@ def run_probe(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, test_ctx: C
         'direct': mean test L2 after one bundle optimised per image (`direct_steps` Adam steps)}."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    p = replace(p, gamma=0.0, distance="l2")  # the myopic actor update alone: no critic, no discriminator
+    # the myopic actor update alone (no critic, no discriminator), at a constant learning rate
+    p = replace(p, gamma=0.0, distance="l2", lr_decay_at=[])
     ddpg = DDPG(spec, p, env.neural_density(renderer), updates, test_ctx.targets.device)
     curve = []
     for update in range(updates + 1):
@@ -71,12 +72,3 @@ def direct_l2(ddpg: DDPG, ctx: Context, steps: int, lr: float, gen: torch.Genera
         opt.step()
     with torch.no_grad():
         return first_bundle_l2(ddpg, torch.sigmoid(logits), ctx).mean().item()
-
-
-def flat_references(targets: torch.Tensor, gt_masks: torch.Tensor) -> dict:
-    """Whole-image L2 of each image's mean colour, foreground L2 of the object filled with its own mean."""
-    image_mean = targets.mean(dim=(2, 3), keepdim=True).expand_as(targets)
-    area = gt_masks.sum(dim=(2, 3), keepdim=True).clamp(min=1)
-    object_mean = ((targets * gt_masks).sum(dim=(2, 3), keepdim=True) / area).expand_as(targets)
-    return {"l2_image_mean": distances(image_mean, targets, gt_masks)["l2"],
-            "fg_l2_object_mean": distances(object_mean, targets, gt_masks)["fg_l2"]}
