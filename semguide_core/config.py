@@ -138,14 +138,25 @@ class AgentParams:
     bundle: int = param(5, lo=1, doc="strokes per step, K")
     foreground_strokes: int = param(3, lo=0, doc="of the K, foreground strokes of the semantic agent (paper 3:2)")
     train_steps: int = param(2500, lo=1, doc="environment steps, each for `envs` parallel episodes (paper: 2M)")
-    max_minutes: float = param(7.0, lo=0.0, doc="stop training after this many minutes; 0 = never")
     envs: int = param(8, lo=1, doc="parallel episodes (published: 96)")
     updates_per_step: float = param(1.0, lo=0.0, doc="gradient updates per environment step (published: 0.25)")
     warmup_steps: int = param(20, lo=0, doc="environment steps with the untrained actor before any update")
     batch_size: int = param(16, lo=1, doc="transitions per update (paper: 96)")
     replay_size: int = param(8000, lo=1, doc="transitions kept (published: 800 episodes)")
     actor_width: int = param(24, lo=1, doc="channels of the first ResNet stage (ResNet-18: 64)")
-    actor_blocks: list = param([0, 1, 1, 1], lo=0, hi=8, doc="residual blocks per stage (ResNet-18: [2,2,2,2])")
+    actor_blocks: list = param([1, 2], lo=0, hi=8, doc="residual blocks per stage; the feature map the strokes "
+                               "are read from has stride 2 ** len(actor_blocks)")
+    actor_hidden: int = param(128, lo=1, doc="width of the per-cell stroke head (networks.Actor)")
+    grids: list = param([2, 4, 8, 16], lo=1, doc="grid side of each painting phase, coarse to fine (placement.py)")
+    grid_steps: list = param([2, 6, 16], lo=0, doc="step t at which each next grid starts (len(grids) - 1 steps)")
+    rank_by: str = param("mean_residual", choices=["mean_residual", "residual_energy"],
+                         doc="which cells get the bundle's strokes (placement.top_cells)")
+    stroke_reach: float = param(1.0, lo=0.0, doc="stroke ends lie within this many cells of the cell's centre")
+    stroke_thickness: float = param(2.5, lo=0.0, doc="largest stroke diameter, in cells")
+    relative_rewards: bool = param(False, doc="l2: each reward term relative to its distance on the blank "
+                                   "canvas, so that eta and nu are relative weights (rewards.Rewards)")
+    cell_weighting: float = param(0.5, lo=0.0, doc="weight each sample of the actor loss by its cells' area "
+                                  "** -cell_weighting (ddpg.cell_weights), so fine strokes learn too; 0 = off")
     critic_width: int = param(16, lo=1)
     critic_blocks: list = param([0, 1, 1, 1], lo=0, hi=8)
     distance: str = param("l2", choices=["l2", "wgan"], doc="L in every reward: WGAN-GP discriminator or MSE")
@@ -168,6 +179,12 @@ class AgentParams:
     threads: int = param(0, lo=0, doc="torch CPU threads; 0 = all cores, 1 resists other processes on the cores")
     seed: int = param(0, lo=0)
 
+    def __post_init__(self):
+        steps = list(self.grid_steps)
+        if len(steps) != len(self.grids) - 1 or steps != sorted(steps):
+            raise ConfigError(f"agent.grid_steps = {steps}: must be {len(self.grids) - 1} increasing steps, "
+                              f"one for each grid after the first of agent.grids = {list(self.grids)}")
+
 
 @dataclass(frozen=True)
 class PaintParams:
@@ -175,7 +192,7 @@ class PaintParams:
     strokes: int = param(200, lo=1, doc="strokes per test image (the paper compares at 200)")
     frame_counts: list = param([10, 20, 30, 50, 100, 200], lo=1, doc="strokes after which the canvas is "
                                "kept for the sequence figure (Fig. 6) and the painting-order measure")
-    max_images: int = param(16, lo=0, doc="test images painted by each agent, 0 = all")
+    max_images: int = param(0, lo=0, doc="test images painted by each agent, 0 = all")
     batch_size: int = param(16, lo=1, doc="images painted together")
     min_instance_area: float = param(0.002, lo=0.0, hi=1.0, doc="smallest foreground instance (share of the "
                                      "image); smaller components of Psi's mask are background")

@@ -423,8 +423,10 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
             painting = paint(loaded.agent, scene, strokes, every_bundle=True)
             regions = scene.regions
         name = _unique_stem(Path(path), names)
-        psnr_db = export(painting, regions, Path(out) / name, agent, str(path))
-        tqdm.write(f"{path} -> {Path(out) / name}.{{png,gif,json,svg}} (SVG vs PNG: {psnr_db:.1f} dB)")
+        target_db = float(psnr(big, painting.canvas)[0])
+        psnr_db = export(painting, regions, Path(out) / name, agent, str(path), target_db)
+        tqdm.write(f"{path} -> {Path(out) / name}.{{png,gif,json,svg}} (vs the image: {target_db:.2f} dB; "
+                   f"SVG vs PNG: {psnr_db:.1f} dB)")
     print(f"painted {len(images) - failed} of {len(images)} images into {out}")
     return 1 if failed else 0
 
@@ -438,14 +440,18 @@ def _unique_stem(path: Path, taken: set) -> str:
     return stem
 
 
-def export(painting: Painting, regions: torch.Tensor, base: Path, agent: str, source: str) -> float:
-    """Write base.png, .gif, .json and .svg for the first painting of the batch; returns SVG-vs-PNG PSNR."""
+def export(painting: Painting, regions: torch.Tensor, base: Path, agent: str, source: str,
+           target_db: float) -> float:
+    """Write base.png, .gif, .json and .svg for the first painting of the batch; returns SVG-vs-PNG PSNR.
+
+    target_db, the painting's PSNR against the image it paints, is recorded in the JSON."""
     file = lambda suffix: base.parent / f"{base.name}{suffix}"  # noqa: E731 (names may hold dots)
     png = torch.from_numpy(to_uint8(painting.canvas[0])).permute(2, 0, 1).float() / 255
     svg = to_svg(painting.strokes[0], painting.region[0], regions[0])
     psnr_db = float(psnr(render_svg(svg)[None], png[None]))
     record = strokes_record(painting.strokes[0], painting.region[0], regions.shape[-1], agent, source)
     record["svg_psnr_db"] = round(psnr_db, 2)
+    record["psnr_db"] = round(target_db, 2)
     save_png(painting.canvas[0], file(".png"))
     frames = [torch.zeros_like(painting.canvas[0])] + [f[0] for _, f in sorted(painting.frames.items())]
     save_gif(frames, file(".gif"))
@@ -464,11 +470,12 @@ def benchmark(params, sides: tuple[int, ...] = (), strokes: int = 200, images: i
 
     from semguide_core.agent.env import in_channels
     from semguide_core.agent.inference import PaintingAgent
-    from semguide_core.agent.networks import Actor
+    from semguide_core.agent.networks import Actor, actor_arch
 
     p = params.agent
-    actor = Actor(in_channels(True), p.bundle, p.actor_width, p.actor_blocks).eval()
-    agent = PaintingAgent("semantic", "semantic", p.bundle - p.foreground_strokes, p.episode_steps, True, actor)
+    n_background = p.bundle - p.foreground_strokes
+    actor = Actor(**actor_arch(p, in_channels(True), n_background)).eval()
+    agent = PaintingAgent("semantic", "semantic", n_background, p.episode_steps, True, actor)
     result = {}
     for side in sides or (params.canvas, 128):
         soft = torch.zeros(images, 1, side, side)

@@ -16,9 +16,10 @@ from semguide_core.agent.data import load_pool
 from semguide_core.agent.inference import agent_file, rollout
 from semguide_core.agent.replay import Replay
 from semguide_core.agent.spec import agent_spec
-from semguide_core.agent.train import distances, grid, painting_agent, train
+from semguide_core.agent.train import CURVE_STROKES, distances, grid, painting_agent, train
 from semguide_core.config import load_params
 from semguide_core.errors import ConfigError
+from semguide_core.references import psnr
 from semguide_core.renderer import load_renderer
 from semguide_core.runtime import (Checkpoint, atomic_path, fingerprint, pick_device, run_stage, save_torch,
                                    seed_everything, write_json)
@@ -47,24 +48,26 @@ def main():
         ddpg, reached = train(spec, p, pool, renderer, checkpoint, live, device)
     minutes = (time.time() - started) / 60
 
-    # final metrics on every test image, painted with the neural renderer the agent trained with (the real
-    # rasteriser costs minutes for all of them on a CPU); the figure is painted with the real rasteriser,
-    # as `paint` paints.
+    # final metrics on every test image, painted with the real rasteriser (as `paint` paints): the error
+    # after the whole episode and after each of CURVE_STROKES strokes, the curve against strokes
     agent = painting_agent(ddpg)
     test = torch.as_tensor(pool.test)
     ctx = pool.context(test, torch.zeros_like(test), device)
-    canvases = rollout(agent, ctx, env.neural_density(renderer))["canvas"]
-    metrics = distances(canvases, ctx.targets, pool.gt_masks[test].float().to(canvases.device))
-    shown = test[:p.val_images]
-    crisp = rollout(agent, pool.context(shown, torch.zeros_like(shown), device), env.raster_density(params.canvas))
+    out = rollout(agent, ctx, env.raster_density(params.canvas), keep=CURVE_STROKES)
+    gt = pool.gt_masks[test].float().to(out["canvas"].device)
+    metrics = distances(out["canvas"], ctx.targets, gt)
+    curve = {f"test_l2_after_{n}_strokes": distances(canvas, ctx.targets, gt)["l2"] for n, canvas in out["frames"].items()}
+    shown = slice(0, p.val_images)
     with atomic_path(f"figures/agent_{spec.name}_val.png") as tmp:
-        iio.imwrite(tmp, grid(ctx.targets[:len(shown)], crisp["canvas"]), extension=".png")
+        iio.imwrite(tmp, grid(ctx.targets[shown], out["canvas"][shown]), extension=".png")
     save_torch(f"models/agent_{spec.name}.pt", agent_file(agent, ddpg.actor_arch))
     write_json(f"metrics/agent_{spec.name}.json", {
-        "test_l2": metrics["l2"], "test_fg_l2": metrics["fg_l2"], "n_test": len(test), **reached,
-        "strokes": p.episode_steps * p.bundle, "train_minutes_this_run": round(minutes, 2),
+        "test_l2": metrics["l2"], "test_psnr_db": psnr(metrics["l2"]), "test_fg_l2": metrics["fg_l2"], **curve,
+        "n_test": len(test), **reached, "strokes": p.episode_steps * p.bundle,
+        "train_minutes_this_run": round(minutes, 2),
         "actor_parameters": sum(t.numel() for t in ddpg.actor.parameters()),
-        "replay_bytes_per_transition": Replay(1, params.canvas, p.bundle).bytes_per_transition, "distance": p.distance, "canvas": params.canvas})
+        "replay_bytes_per_transition": Replay(1, params.canvas, p.bundle).bytes_per_transition,
+        "distance": p.distance, "canvas": params.canvas})
     checkpoint.clear()
 
 

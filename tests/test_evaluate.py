@@ -10,6 +10,9 @@ import pytest
 import torch
 
 from semguide_core import evaluate as E
+from semguide_core.config import AgentParams
+
+TINY_ACTOR = AgentParams(actor_width=4, actor_blocks=[1], actor_hidden=8)  # an untrained actor that paints fast
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +88,7 @@ def make_inputs(root: Path, side=32, n=6, models=True):
     """A tiny prepared dataset, Psi masks, GBP maps, and (models) two agents and a segmenter under root."""
     from semguide_core.agent.env import in_channels
     from semguide_core.agent.inference import PaintingAgent, agent_file
-    from semguide_core.agent.networks import Actor
+    from semguide_core.agent.networks import Actor, actor_arch
     from semguide_core.data.prepared import INDEX_COLUMNS, PreparedDataset, write_prepared
     from semguide_core.data.synth import write_scenes
     from semguide_core.semantics.expert import Expert
@@ -117,7 +120,7 @@ def make_inputs(root: Path, side=32, n=6, models=True):
         return images, masks
     (root / "models").mkdir()
     for name, kind, semantic in (("baseline", "baseline", False), ("semantic", "semantic", True)):
-        arch = {"in_channels": in_channels(semantic), "bundle": 5, "width": 4, "blocks": [1, 1, 1, 1]}
+        arch = actor_arch(TINY_ACTOR, in_channels(semantic), n_background=5 if kind == "baseline" else 2)
         agent = PaintingAgent(name, kind, 5 if kind == "baseline" else 2, 2, semantic, Actor(**arch))
         torch.save(agent_file(agent, arch), root / f"models/agent_{name}.pt")
     segmenter = Segmenter("mobilenet_v3_large", resolution=32)

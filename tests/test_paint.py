@@ -9,10 +9,13 @@ from PIL import Image
 
 from semguide_core import paint as P
 from semguide_core import strokes as S
+from semguide_core.config import AgentParams
 from semguide_core.errors import DataError
 from semguide_core.evaluate import psnr
 from semguide_core.paint import paint_files
 from semguide_core.runtime import run_stage
+
+TINY_ACTOR = AgentParams(actor_width=4, actor_blocks=[1], actor_hidden=8)  # an untrained actor that paints fast
 
 
 class RandomAgent:
@@ -205,9 +208,9 @@ def test_load_image_bad_files_are_one_line_errors(tmp_path):
 def write_baseline_agent(models):
     from semguide_core.agent.env import in_channels
     from semguide_core.agent.inference import PaintingAgent, agent_file
-    from semguide_core.agent.networks import Actor
+    from semguide_core.agent.networks import Actor, actor_arch
 
-    arch = {"in_channels": in_channels(False), "bundle": 5, "width": 4, "blocks": [1, 1, 1, 1]}
+    arch = actor_arch(TINY_ACTOR, in_channels(False), n_background=5)
     agent = PaintingAgent("baseline", "baseline", 5, 2, False, Actor(**arch))
     models.mkdir()
     torch.save(agent_file(agent, arch), models / "agent_baseline.pt")
@@ -266,14 +269,14 @@ def test_paint_files_divide_writes_the_larger_painting(tmp_path, capsys):
 def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
     from semguide_core.agent.env import in_channels
     from semguide_core.agent.inference import PaintingAgent, agent_file
-    from semguide_core.agent.networks import Actor
+    from semguide_core.agent.networks import Actor, actor_arch
     from semguide_core.semantics.expert import Expert
     from semguide_core.semantics.model_files import save_model
     from semguide_core.semantics.psi import Psi
 
     models = tmp_path / "models"
     models.mkdir()
-    arch = {"in_channels": in_channels(True), "bundle": 5, "width": 4, "blocks": [1, 1, 1, 1]}
+    arch = actor_arch(TINY_ACTOR, in_channels(True), n_background=2)
     torch.save(agent_file(PaintingAgent("semantic", "semantic", 2, 4, True, Actor(**arch)), arch),
                models / "agent_semantic.pt")
     save_model(models / "psi.pt", Psi([8, 16]), {"widths": [8, 16]})
@@ -290,7 +293,7 @@ def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
 
 
 def test_benchmark_reports_milliseconds_per_side():
-    from semguide_core.config import Params
+    from semguide_core.config import AgentParams, Params
 
     result = P.benchmark(Params(), sides=(16, 32), strokes=5)
     assert list(result) == [16, 32] and all(ms > 0 for ms in result.values())

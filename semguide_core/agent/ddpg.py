@@ -14,12 +14,13 @@ here with WGAN-GP, and their soft-updated copies score the rewards.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
 
 from semguide_core import align
 from semguide_core.agent import env
-from semguide_core.agent.networks import Actor, Critic, Discriminator
+from semguide_core.agent.networks import Actor, Critic, Discriminator, actor_arch
 from semguide_core.agent.rewards import Context, Rewards
 from semguide_core.agent.spec import AgentSpec
 from semguide_core.config import AgentParams
@@ -30,11 +31,24 @@ def n_background(spec: AgentSpec, p: AgentParams) -> int:
     return p.bundle - p.foreground_strokes if spec.bilevel else p.bundle
 
 
+def cell_weights(cells: torch.Tensor, power: float) -> torch.Tensor:
+    """Per-sample weights [B] of the actor loss: (mean cell area of each bundle) ** -power, batch mean 1.
+
+    A stroke in a cell of a 16 x 16 grid changes the error 8 (edges) to 64 (area) times less than one in a
+    2 x 2 cell, so in an unweighted batch the gradients of the first bundles drown those of the last and the
+    fine strokes barely learn. A positive weight per state changes how much each state is heard, not which
+    bundle is best in it (the actor maximises r + V state by state): the policy sought stays Eq. 17's.
+    """
+    weight = cells[..., 2:].prod(-1).mean(1).clamp(min=1e-6) ** -power
+    return weight / weight.mean()
+
+
 class DDPG:
     def __init__(self, spec: AgentSpec, p: AgentParams, density_fn: env.DensityFn, total_updates: int, device):
         self.spec, self.p, self.density_fn, self.device = spec, p, density_fn, device
         channels = env.in_channels(spec.semantic_inputs)
-        self.actor_arch = dict(in_channels=channels, bundle=p.bundle, width=p.actor_width, blocks=list(p.actor_blocks))
+        self.n_background = n_background(spec, p)
+        self.actor_arch = actor_arch(p, channels, self.n_background)
         self.actor = Actor(**self.actor_arch).to(device)
         self.critic = Critic(channels, p.critic_width, list(p.critic_blocks)).to(device)
         self.nets = {"actor": self.actor, "critic": self.critic}
@@ -50,12 +64,14 @@ class DDPG:
         self.scheds = {name: torch.optim.lr_scheduler.MultiStepLR(opt, milestones, p.lr_decay)
                        for name, opt in self.opts.items()}
         critics = (self.targets["disc_full"], self.targets["disc_fg"]) if p.distance == "wgan" else None
-        self.rewards = Rewards(spec.weights, p.distance, critics)
-        self.n_background = n_background(spec, p)
+        self.rewards = Rewards(spec.weights, p.distance, critics, p.relative_rewards)
 
     # ------------------------------------------------------------------------------------------ acting
     def observe(self, canvas, ctx: Context, t) -> torch.Tensor:
         return env.observe(canvas, ctx, t, self.p.episode_steps, self.spec.semantic_inputs)
+
+    def bundle(self, actor, canvas, ctx: Context, t) -> tuple[torch.Tensor, torch.Tensor]:
+        return env.actor_bundle(actor, canvas, ctx, t, self.p.episode_steps, self.spec.semantic_inputs)
 
     def paint(self, canvas, bundle, ctx: Context) -> torch.Tensor:
         return env.paint_bundle(canvas, bundle, self.density_fn, self.n_background,
@@ -65,7 +81,7 @@ class DDPG:
     def act(self, canvas, ctx: Context, t, noise: float = 0.0) -> torch.Tensor:
         """The actor's bundle [B, K, 13] (eval mode), optionally with Gaussian exploration noise."""
         self.actor.eval()
-        bundle = self.actor(self.observe(canvas, ctx, t))
+        bundle, _ = self.bundle(self.actor, canvas, ctx, t)
         self.actor.train()
         return (bundle + noise * torch.randn_like(bundle)).clamp(0, 1) if noise else bundle
 
@@ -74,31 +90,53 @@ class DDPG:
         """One update on a replay batch (C_t, t, a_t, context); returns the losses and reward terms."""
         p, T = self.p, self.p.episode_steps
         logs, not_done = {}, (t + 1 < T).float()
+        # the rewards weigh with the S_I that the strokes are composited with (0/1), the actor sees the soft
+        # one: with the soft mask, background strokes coloured its edge pixels and the focus term (nu = 10)
+        # pulled their colour towards the object's
+        scored = replace(ctx, masks=env.stroke_mask(ctx.masks))
         if p.distance == "wgan" or p.gamma > 0:
             with torch.no_grad():
                 canvas1 = self.paint(canvas0, action, ctx)
         if p.distance == "wgan":
-            logs.update(self.update_discriminators(canvas1, ctx))
+            logs.update(self.update_discriminators(canvas1, scored))
 
         # critic (Eq. 18): V(s_t+1) towards gamma * (r(s_t+1, a_t+1) + V'(s_t+2)), 0 after the last step.
         # With gamma = 0, V is 0 by definition: the critic is skipped and the actor is myopic (cheaper on CPU).
         if p.gamma > 0:
             with torch.no_grad():
-                next_action = self.targets["actor"](self.observe(canvas1, ctx, t + 1))
+                next_action, _ = self.bundle(self.targets["actor"], canvas1, ctx, t + 1)
                 canvas2 = self.paint(canvas1, next_action, ctx)
-                r1, _ = self.rewards(canvas1, canvas2, ctx)
+                r1, _ = self.rewards(canvas1, canvas2, scored)
                 v2 = self.targets["critic"](self.observe(canvas2, ctx, t + 2))
                 target = p.gamma * not_done * (r1 + v2 * (t + 2 < T).float())
             critic_loss = ((self.critic(self.observe(canvas1, ctx, t + 1)) - target) ** 2).mean()
             self.step("critic", critic_loss)
             logs["loss/critic"] = critic_loss.item()
 
-        # actor (Eq. 17): backpropagate r + V through the frozen renderer into the strokes
-        bundle = self.actor(self.observe(canvas0, ctx, t))
-        painted = self.paint(canvas0, bundle, ctx)
-        reward, terms = self.rewards(canvas0, painted, ctx)
-        value = self.critic(self.observe(painted, ctx, t + 1)) * not_done if p.gamma > 0 else 0.0
-        actor_loss = -(reward + value).mean()
+        # actor (Eq. 17): backpropagate r + V through the frozen renderer into the strokes. A bi-level agent
+        # gives each stroke type its own reward (Sec. 4.1): the background strokes learn from r_b (Eq. 5),
+        # the foreground strokes from the whole of Eq. 19. The canvas is the same; only the gradient paths
+        # differ. (Measured with one reward for all: nu = 10 drove the background strokes' colour into the
+        # sigmoid's flat end at step 0, and they stayed grey.)
+        bundle, cells = self.bundle(self.actor, canvas0, ctx, t)
+        density, rgb = env.densities(bundle, self.density_fn, canvas0.shape[-2:]), bundle[..., 10:13]
+        masks = env.stroke_mask(ctx.masks) if self.spec.bilevel else None
+        paint = lambda d, c: env.composite_bundle(canvas0, d, c, self.n_background, masks)  # noqa: E731
+        value_of = lambda canvas: (self.critic(self.observe(canvas, ctx, t + 1)) * not_done  # noqa: E731
+                                   if p.gamma > 0 else 0.0)
+        if not self.spec.bilevel:
+            painted = paint(density, rgb)
+            reward, terms = self.rewards(canvas0, painted, scored)
+            objective = reward + value_of(painted)
+        else:
+            k = self.n_background  # strokes of the other type held fixed (detached): same canvas, own gradient
+            fixed_bg = lambda x: torch.cat([x[:, :k].detach(), x[:, k:]], 1)  # noqa: E731
+            fixed_fg = lambda x: torch.cat([x[:, :k], x[:, k:].detach()], 1)  # noqa: E731
+            for_fg, for_bg = paint(fixed_bg(density), fixed_bg(rgb)), paint(fixed_fg(density), fixed_fg(rgb))
+            reward, terms = self.rewards(canvas0, for_fg, scored)
+            _, bg_terms = self.rewards(canvas0, for_bg, scored)
+            objective = reward + value_of(for_fg) + bg_terms["background"] + value_of(for_bg)
+        actor_loss = -(cell_weights(cells, p.cell_weighting) * objective).mean()
         self.step("actor", actor_loss)
 
         self.soft_update()

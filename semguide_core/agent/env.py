@@ -1,6 +1,7 @@
 """The painting environment: what the agent observes and how a bundle of strokes changes the canvas.
 
-State (Sec. 3): canvas C_t, target I, step t / T and two coordinate channels (as published); the semantic
+State (Sec. 3): canvas C_t, target I, the residual I - C_t, step t / T and two coordinate channels (as
+published, plus the residual that the actor's placement reads anyway); the semantic
 agent also sees S_I, G_I and the two channels of the alignment grid of its bbox (published layout).
 Transition: the bundle's strokes are composited in order onto the canvas by `strokes.composite`. For the
 bi-level (semantic) agent the first `n_background` strokes are background strokes, whose colour is masked
@@ -14,11 +15,12 @@ from typing import Callable
 import torch
 
 from semguide_core import align, strokes
+from semguide_core.agent.placement import place
 from semguide_core.agent.rewards import Context
 
 DensityFn = Callable[[torch.Tensor], torch.Tensor]  # strokes [N, 13] -> density [N, H, W]
 
-BASE_CHANNELS = 9      # canvas 3, target 3, t / T 1, coordinates 2
+BASE_CHANNELS = 12     # canvas 3, target 3, residual I - C_t 3, t / T 1, coordinates 2
 SEMANTIC_CHANNELS = 4  # mask 1, GBP map 1, alignment grid 2
 
 
@@ -38,11 +40,22 @@ def paint_bundle(canvas: torch.Tensor, bundle: torch.Tensor, density_fn: Density
 
     masks: S_I [B,1,H,W] for the bi-level agent, None for the baseline (every stroke unmasked).
     """
+    return composite_bundle(canvas, densities(bundle, density_fn, canvas.shape[-2:]), bundle[..., 10:13],
+                            n_background, masks)
+
+
+def densities(bundle: torch.Tensor, density_fn: DensityFn, size) -> torch.Tensor:
+    """Phi[a] of every stroke of a bundle [B, K, 13]: [B, K, H, W] for size (H, W)."""
     b, k, _ = bundle.shape
-    density = density_fn(bundle.reshape(b * k, -1)).view(b, k, *canvas.shape[-2:])
-    for i in range(k):
+    return density_fn(bundle.reshape(b * k, -1)).view(b, k, *size)
+
+
+def composite_bundle(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor, n_background: int,
+                     masks: torch.Tensor | None) -> torch.Tensor:
+    """Eq. 3 for strokes k < n_background, then Eq. 4, from densities [B, K, H, W] and colours [B, K, 3]."""
+    for i in range(density.shape[1]):
         mask = None if masks is None else (1 - masks if i < n_background else masks)
-        canvas = strokes.composite(canvas, density[:, i], bundle[:, i, 10:13], mask)
+        canvas = strokes.composite(canvas, density[:, i], rgb[:, i], mask)
     return canvas
 
 
@@ -68,11 +81,19 @@ def observe(canvas: torch.Tensor, ctx: Context, t, episode_steps: int, semantic_
     """The network input for state (C_t, I, S_I, G_I, t): [B, 9 or 13, H, W]. t: int or [B] tensor."""
     b, _, h, w = canvas.shape
     t = torch.as_tensor(t, dtype=canvas.dtype, device=canvas.device).reshape(-1, 1, 1, 1).expand(b, 1, h, w)
-    parts = [canvas, ctx.targets, t / episode_steps, coordinates(b, h, canvas.device)]
+    parts = [canvas, ctx.targets, ctx.targets - canvas, t / episode_steps, coordinates(b, h, canvas.device)]
     if semantic_inputs:
         grid = align.crop_grid(ctx.bboxes, (h, w)).permute(0, 3, 1, 2)
         parts += [ctx.masks, ctx.gbp, grid]
     return torch.cat(parts, 1)
+
+
+def actor_bundle(actor, canvas: torch.Tensor, ctx: Context, t, episode_steps: int,
+                 semantic_inputs: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actor's bundle [B, K, 13] for state (C_t, I, S_I, G_I, t) and the cells [B, K, 4] it was placed in."""
+    masks = stroke_mask(ctx.masks) if actor.placement.bilevel else None
+    cells = place(actor.placement, canvas, ctx.targets, masks, ctx.bboxes, t)
+    return actor(observe(canvas, ctx, t, episode_steps, semantic_inputs), cells), cells
 
 
 def in_channels(semantic_inputs: bool) -> int:

@@ -36,10 +36,10 @@ class PaintingAgent:
     def act(self, canvas: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, gbp: torch.Tensor,
             bbox: torch.Tensor, step: int) -> torch.Tensor:
         """The next bundle [B, K, 13] for canvas C_t after `step` bundles; background strokes first."""
-        obs = env.observe(canvas, Context(target, mask, gbp, bbox), step, self.steps, self.semantic_inputs)
+        ctx = Context(target, mask, gbp, bbox)
         was_training = self.actor.training
         self.actor.eval()
-        bundle = self.actor(obs)
+        bundle, _ = env.actor_bundle(self.actor, canvas, ctx, step, self.steps, self.semantic_inputs)
         self.actor.train(was_training)
         return bundle
 
@@ -63,19 +63,23 @@ def load_agent(path, device: torch.device | str = "cpu") -> PaintingAgent:
 
 
 @torch.no_grad()
-def rollout(agent: PaintingAgent, ctx: Context, density_fn: env.DensityFn, steps: int | None = None) -> dict:
+def rollout(agent: PaintingAgent, ctx: Context, density_fn: env.DensityFn, steps: int | None = None,
+            keep: tuple[int, ...] = ()) -> dict:
     """Paint ctx.targets from a black canvas for `steps` bundles (default T).
 
-    Returns canvas [B,3,H,W], strokes [B, steps*K, 13] in painting order and foreground [B, steps*K] bool.
+    Returns canvas [B,3,H,W], strokes [B, steps*K, 13] in painting order, foreground [B, steps*K] bool and
+    frames {n: canvas after the first bundle end reaching n strokes} for each n in `keep`.
     """
     steps = steps or agent.steps
     canvas = torch.zeros_like(ctx.targets)
     masks = env.stroke_mask(ctx.masks) if agent.kind == "semantic" else None
-    bundles = []
+    bundles, frames = [], {}
     for t in range(steps):
         bundle = agent.act(canvas, ctx.targets, ctx.masks, ctx.gbp, ctx.bboxes, t)
         canvas = env.paint_bundle(canvas, bundle, density_fn, agent.n_background, masks)
         bundles.append(bundle)
+        frames.update({n: canvas for n in keep if n not in frames and n <= (t + 1) * agent.bundle})
     strokes = torch.cat(bundles, 1)
     foreground = (torch.arange(agent.bundle) >= agent.n_background).repeat(steps)
-    return {"canvas": canvas, "strokes": strokes, "foreground": foreground.expand(len(canvas), -1).clone()}
+    return {"canvas": canvas, "strokes": strokes, "foreground": foreground.expand(len(canvas), -1).clone(),
+            "frames": frames}

@@ -1,8 +1,10 @@
-"""Actor, critic and WGAN discriminator (Sec. 6.2; layouts as in the published Learning-to-Paint code).
+"""Actor, critic and WGAN discriminator (Sec. 6.2).
 
 Actor and critic share one ResNet-style trunk whose width (channels of the first stage) and depth (residual
-blocks per stage) are params: the paper uses ResNet-18 (width 64, blocks [2, 2, 2, 2]); on a CPU budget a
-narrow trunk trains in minutes. The first conv has stride 2 and there is no max-pool, as published.
+blocks per stage) are params; the first conv has stride 2 and there is no max-pool, as published. The
+critic keeps the published layout (trunk, global pool, linear: ResNet-18 in the paper). The actor departs
+from it: its trunk stays a feature map and each stroke is read at the cell it is placed in
+(placement.py, docs/agent.md says why: the pooled head learns one layout for all images and stops).
 The actor normalises with BatchNorm; the critic has no batch statistics (a value target must not depend on
 which states share its batch), so it uses weight-normalised convs instead.
 """
@@ -12,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from semguide_core.agent.placement import Placement, roi_mean
+from semguide_core.config import AgentParams
 from semguide_core.strokes import STROKE_SIZE
 
 
@@ -35,35 +39,88 @@ class Block(nn.Module):
         return torch.relu(self.body(x) + self.shortcut(x))
 
 
+def resnet_trunk(in_channels: int, width: int, blocks: list[int], norm: bool) -> tuple[nn.Sequential, int]:
+    """Stem (stride 2) + one stage per entry of `blocks` (channels width * 1, 2, 4, ...; strides 1, 2, 2, ...).
+
+    Returns the trunk (a feature map at stride 2 ** len(blocks)) and its output channels.
+    """
+    layers = [conv(in_channels, width, 3, 2, norm), nn.BatchNorm2d(width) if norm else nn.Identity(), nn.ReLU()]
+    c_in = width
+    for stage, n_blocks in enumerate(blocks):
+        c_out = width * 2 ** stage
+        for i in range(n_blocks):
+            layers.append(Block(c_in, c_out, 2 if (i == 0 and stage > 0) else 1, norm))
+            c_in = c_out
+    return nn.Sequential(*layers), c_in
+
+
 class ResNet(nn.Module):
-    """Stem (stride 2) + 4 stages (channels width * 1, 2, 4, 8; strides 1, 2, 2, 2) + pooled linear head."""
+    """The ResNet trunk, global average pool, linear head (the published actor's and critic's layout)."""
 
     def __init__(self, in_channels: int, outputs: int, width: int, blocks: list[int], norm: bool):
         super().__init__()
-        layers = [conv(in_channels, width, 3, 2, norm), nn.BatchNorm2d(width) if norm else nn.Identity(), nn.ReLU()]
-        c_in = width
-        for stage, n_blocks in enumerate(blocks):
-            c_out = width * 2 ** stage
-            for i in range(n_blocks):
-                layers.append(Block(c_in, c_out, 2 if (i == 0 and stage > 0) else 1, norm))
-                c_in = c_out
-        self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(c_in, outputs)
+        trunk, c_out = resnet_trunk(in_channels, width, blocks, norm)
+        self.trunk = nn.Sequential(trunk, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(c_out, outputs)
 
     def forward(self, x):
         return self.head(self.trunk(x))
 
 
 class Actor(nn.Module):
-    """Observation -> a bundle of `bundle` strokes, [B, bundle, 13] in [0,1]."""
+    """Observation and the bundle's cells (placement.py) -> the bundle's strokes, [B, K, 13] in [0,1].
 
-    def __init__(self, in_channels: int, bundle: int, width: int, blocks: list[int]):
+    A fully convolutional ResNet trunk gives a feature map; each stroke is read from the mean features of
+    its cell, the image's mean features and a one-hot of its slot k (so strokes sharing a cell can differ)
+    by a small MLP head shared by all cells. Its 13 outputs are relative to the cell (`cell_strokes`): the
+    stroke stays near its cell and is sized by it, so one head serves the coarse cells of the first bundles
+    and the fine cells of the last. A bi-level agent has two heads, one for a_b and one for a_f (Eq. 2):
+    with one shared head, Adam's per-parameter step sizes follow the foreground terms' larger gradients
+    (eta, nu) and the background strokes barely learned (measured: they stayed grey, the untrained colour).
+    """
+
+    def __init__(self, in_channels: int, bundle: int, width: int, blocks: list[int], hidden: int,
+                 reach: float, thickness: float, n_background: int, grids: list[int], grid_steps: list[int],
+                 rank_by: str):
         super().__init__()
-        self.bundle = bundle
-        self.net = ResNet(in_channels, bundle * STROKE_SIZE, width, blocks, norm=True)
+        self.bundle, self.reach, self.thickness = bundle, reach, thickness
+        self.placement = Placement(bundle, n_background, tuple(grids), tuple(grid_steps), rank_by)  # where strokes go
+        self.trunk, c = resnet_trunk(in_channels, width, blocks, norm=True)
+        self.heads = nn.ModuleList([nn.Sequential(nn.Linear(2 * c + bundle, hidden), nn.ReLU(),
+                                                  nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, STROKE_SIZE))
+                                    for _ in range(2 if self.placement.bilevel else 1)])
 
-    def forward(self, obs):
-        return torch.sigmoid(self.net(obs)).view(-1, self.bundle, STROKE_SIZE)
+    def forward(self, obs: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        features = self.trunk(obs)
+        local = roi_mean(features, cells)                                    # [B, K, C]
+        image = features.mean(dim=(2, 3))[:, None].expand_as(local)          # [B, K, C]
+        slot = torch.eye(self.bundle, device=obs.device)[None].expand(len(obs), -1, -1)
+        x = torch.cat([local, image, slot], -1)
+        k_bg = self.placement.n_background if self.placement.bilevel else self.bundle
+        raw = torch.cat([head(part) for head, part in zip(self.heads, (x[:, :k_bg], x[:, k_bg:]))], 1)
+        return cell_strokes(torch.sigmoid(raw), cells, self.reach, self.thickness)
+
+
+def cell_strokes(u: torch.Tensor, cells: torch.Tensor, reach: float, thickness: float) -> torch.Tensor:
+    """Strokes (Eq. 1) [B, K, 13] from the actor's outputs u in [0,1] relative to cells (cx, cy, sx, sy).
+
+    Ends P0, P2 lie within `reach` cells of the cell's centre; the middle control point stays relative to
+    them (as in Eq. 1's layout); thickness z is at most `thickness` * 2 * (cell side): z = 2 / g is a disc
+    whose diameter spans a cell of a g x g grid (radius 1 + z * canvas / 2 pixels of the 2x grid);
+    opacity and colour are free.
+    """
+    centre, size = cells[..., :2], cells[..., 2:]
+    p0 = (centre + (2 * u[..., 0:2] - 1) * reach * size).clamp(0, 1)
+    p2 = (centre + (2 * u[..., 4:6] - 1) * reach * size).clamp(0, 1)
+    z_max = (2 * thickness * size.prod(-1).sqrt()).clamp(max=1)[..., None]
+    return torch.cat([p0, u[..., 2:4], p2, u[..., 6:8] * z_max, u[..., 8:]], -1)
+
+
+def actor_arch(p: AgentParams, in_channels: int, n_background: int) -> dict:
+    """The Actor's arguments from the agent params: what an agent file stores as `arch`."""
+    return dict(in_channels=in_channels, bundle=p.bundle, width=p.actor_width, blocks=list(p.actor_blocks),
+                hidden=p.actor_hidden, reach=p.stroke_reach, thickness=p.stroke_thickness,
+                n_background=n_background, grids=list(p.grids), grid_steps=list(p.grid_steps), rank_by=p.rank_by)
 
 
 class Critic(nn.Module):

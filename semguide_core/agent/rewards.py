@@ -2,7 +2,7 @@
 
     r_b     = L(I, C_t) - L(I, C_t+1)                                   Eq. 5
     r_f     = L(Z^I * Z^S, Z^C_t * Z^S) - L(Z^I * Z^S, Z^C_t+1 * Z^S)     Eq. 12 (aligned crops, Omega)
-    r_focus = L^G_t - L^G_t+1                                           Eq. 14-15
+    r_focus = L^G_t - L^G_t+1                                           Eq. 14-15 (G_I within S_I)
     r       = r_b + w_fg * r_f + w_focus * r_focus                      Eq. 19 (w = eta, nu) / Eq. 20 (w_focus = kappa)
 
 L is either the WGAN distance of a target-conditioned discriminator D (L = -D(target, image), as in the
@@ -61,10 +61,16 @@ class Rewards:
 
     For 'wgan', `critics` = (D for the full image, D for the aligned foreground crops) score the distance;
     they are trained by `ddpg.DDPG` (WGAN-GP), here they are only read.
+
+    relative (L2 only): each term's distance is divided by its value on the blank (black) canvas, so every
+    term runs from 1 to 0 over an episode whatever the area it measures, and eta, nu weigh shares of each
+    term's error, as relative weights. In absolute L2 the zoomed foreground and GBP terms (a crop magnified
+    to the canvas, nu = 10) are many times the whole-image term.
     """
 
-    def __init__(self, weights: RewardWeights, distance: str, critics=None):
+    def __init__(self, weights: RewardWeights, distance: str, critics=None, relative: bool = False):
         self.weights, self.distance, self.critics = weights, distance, critics
+        self.relative = relative and distance == "l2"
 
     def _distance(self, which: int, targets, images):
         if self.distance == "l2":
@@ -81,7 +87,10 @@ class Rewards:
             if w.foreground:
                 out["foreground"] = self._distance(1, zoomed.targets * zoomed.masks, zc * zoomed.masks)
             if w.focus:
-                out["focus"] = focus_distance(zoomed.targets, zc, zoomed.gbp)
+                # G_I restricted to the object: the map is the expert's view of the object, and unmasked its
+                # values on nearby background made nu = 10 steer the background strokes (measured: they
+                # turned white, the colour that served the map, not the background)
+                out["focus"] = focus_distance(zoomed.targets, zc, zoomed.gbp * zoomed.masks)
         return out
 
     def __call__(self, canvas0: torch.Tensor, canvas1: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, dict]:
@@ -89,5 +98,8 @@ class Rewards:
         zoomed = ctx.crops() if (self.weights.foreground or self.weights.focus) else None
         before, after = self.distances(canvas0, ctx, zoomed), self.distances(canvas1, ctx, zoomed)
         terms = {k: before[k] - after[k] for k in before}
+        if self.relative:
+            blank = self.distances(torch.zeros_like(canvas0), ctx, zoomed)
+            terms = {k: r / blank[k].clamp(min=1e-6) for k, r in terms.items()}
         total = sum(getattr(self.weights, k) * r for k, r in terms.items())
         return total, terms

@@ -7,8 +7,6 @@ training with `TrainingDiverged` and leaves the last good checkpoint in place.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -38,11 +36,10 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
           device) -> tuple[DDPG, dict]:
     """Train the agent `spec` on `pool` with the neural renderer; logs through DVCLive `live`.
 
-    Returns the trained DDPG and what was reached: environment steps, updates, whether `max_minutes` cut
-    training short (checked every environment step, so a shared machine cannot blow the stage's budget).
+    Returns the trained DDPG and what was reached: environment steps and updates. The length is set in
+    steps only, never in minutes, so the result does not depend on the machine's speed or load.
     """
     T, E = p.episode_steps, p.envs
-    deadline = time.monotonic() + 60 * p.max_minutes if p.max_minutes > 0 else float("inf")
     ddpg = DDPG(spec, p, env.neural_density(renderer), total_updates(p), device)
     replay = Replay(p.replay_size, pool.images.shape[-1], p.bundle)
     gen = torch.Generator().manual_seed(p.seed)
@@ -52,7 +49,8 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
         ddpg.load_state_dict(saved["ddpg"])
         gen.set_state(saved["rng"])
         env_step, updates = saved["env_step"], saved["updates"]
-    val_ctx = pool.context(torch.as_tensor(pool.test[:p.val_images]), torch.zeros(p.val_images), device)
+    val = {split: pool.context(torch.as_tensor(ids[:p.val_images]), torch.zeros(min(p.val_images, len(ids))), device)
+           for split, ids in (("test", pool.test), ("train", pool.train[0]))}
     last_saved, sums = updates, {}
     bar = tqdm(total=p.train_steps, initial=env_step, desc=f"train_agent@{spec.name}")
     while env_step < p.train_steps:
@@ -88,28 +86,36 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
                 live.log_metric("train/lr_actor", ddpg.scheds["actor"].get_last_lr()[0])
                 bar.set_postfix(reward=f"{sums['reward/total'] / p.log_every:.2e}")
                 sums = {}
-        if time.monotonic() > deadline:
-            break
         if env_step % T == 0 and updates - last_saved >= p.checkpoint_every:
-            log_validation(live, ddpg, val_ctx, pool, updates)
+            log_validation(live, ddpg, val, pool, updates)
             checkpoint.save({"ddpg": ddpg.state_dict(), "rng": gen.get_state(), "env_step": env_step,
                              "updates": updates})
             last_saved = updates
     bar.close()
-    return ddpg, {"env_steps": env_step, "updates": updates, "stopped_at_max_minutes": env_step < p.train_steps}
+    return ddpg, {"env_steps": env_step, "updates": updates}
 
 
-def log_validation(live, ddpg: DDPG, val_ctx, pool: Pool, updates: int) -> dict:
-    """Paint the validation images with the neural renderer; log L2, foreground L2 and the canvas grid."""
-    out = rollout(painting_agent(ddpg), val_ctx, ddpg.density_fn)
-    gt = pool.gt_masks[torch.as_tensor(pool.test[:len(out["canvas"])])].float().to(out["canvas"].device)
-    metrics = distances(out["canvas"], val_ctx.targets, gt)
+CURVE_STROKES = (10, 20, 50, 100, 200)  # the learning curves' x values within an episode
+
+
+def log_validation(live, ddpg: DDPG, val: dict, pool: Pool, updates: int) -> None:
+    """Paint the validation images (`val`: split -> Context; test and train) with the neural renderer.
+
+    Logs L2 and foreground L2 after the whole episode and L2 after each of CURVE_STROKES strokes, per split,
+    and the test canvases as an image: curves against updates and against strokes.
+    """
     live.step = updates
-    for key, value in metrics.items():
-        live.log_metric(f"val/{key}", value)
-    live.log_image("val_canvases.png", grid(val_ctx.targets, out["canvas"]))
+    for split, ctx in val.items():
+        ids = pool.test if split == "test" else pool.train[0]
+        out = rollout(painting_agent(ddpg), ctx, ddpg.density_fn, keep=CURVE_STROKES)
+        gt = pool.gt_masks[torch.as_tensor(ids[:len(out["canvas"])])].float().to(out["canvas"].device)
+        for key, value in distances(out["canvas"], ctx.targets, gt).items():
+            live.log_metric(f"{split}/{key}", value)
+        for n, canvas in out["frames"].items():
+            live.log_metric(f"{split}/l2_after_{n}_strokes", distances(canvas, ctx.targets, gt)["l2"])
+        if split == "test":
+            live.log_image("val_canvases.png", grid(ctx.targets, out["canvas"]))
     live.next_step()
-    return metrics
 
 
 def distances(canvas: torch.Tensor, targets: torch.Tensor, gt_masks: torch.Tensor) -> dict:
