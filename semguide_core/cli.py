@@ -41,7 +41,10 @@ def data_synth(out: Path = typer.Option(Path("data"), help="data folder to write
                seed: int = 0, birds: int = 320, cars: int = 150, scenes: int = 60):
     """Write sample-birds (CUB layout), sample-cars (Stanford Cars) and sample-scenes (Virtual KITTI 2)."""
     from semguide_core.data.synth import synth
-    synth(out, seed, birds, cars, scenes)
+    try:
+        synth(out, seed, birds, cars, scenes)
+    except SemguideError as err:
+        _fail(err)
 
 
 @app.command()

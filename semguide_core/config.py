@@ -10,6 +10,7 @@ The paper's reward weights (eta, nu, kappa) live at the top level so that `dvc e
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,8 +154,9 @@ class AgentParams:
                          doc="which cells get the bundle's strokes (placement.top_cells)")
     stroke_reach: float = param(1.0, lo=0.0, doc="stroke ends lie within this many cells of the cell's centre")
     stroke_thickness: float = param(2.5, lo=0.0, doc="largest stroke diameter, in cells")
-    relative_rewards: bool = param(False, doc="l2: each reward term relative to its distance on the blank "
-                                   "canvas, so that eta and nu are relative weights (rewards.Rewards)")
+    reward_scale: str = param("image", choices=["image", "crop"], doc="l2: each term of Eq. 19 a mean over "
+                              "the image's pixels (image) or over its own crop / GBP mass as printed (crop), "
+                              "rewards.Rewards")
     cell_weighting: float = param(0.5, lo=0.0, doc="weight each sample of the actor loss by its cells' area "
                                   "** -cell_weighting (ddpg.cell_weights), so fine strokes learn too; 0 = off")
     critic_width: int = param(16, lo=1)
@@ -238,13 +240,29 @@ class Params:
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and check params.yaml; raise ConfigError naming the first bad key."""
     path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {'is a directory, not a params file' if path.is_dir() else 'file not found'}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return build(Params, raw, where=str(path))
+    params = build(Params, raw, where=str(path))
+    check_consistent(params, str(path))
+    return params
+
+
+def check_consistent(p: Params, where: str) -> None:
+    """Constraints between keys, checked before any stage writes: ConfigError naming the keys."""
+    side = 2 ** p.renderer.upsample_blocks
+    if p.canvas % side:
+        raise ConfigError(f"{where}: canvas = {p.canvas} must be divisible by 2 ** renderer.upsample_blocks = {side}")
+    if p.device == "cuda":
+        import torch  # only here: checking a params file should not need torch otherwise
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{where}: device = cuda but CUDA is not available on this machine (use auto or cpu)")
 
 
 def build(cls, raw, where: str, prefix: str = ""):
@@ -289,6 +307,8 @@ def _checked(key, value, kind, meta, where):
             raise ConfigError(f"{bad}: must be a string")
     choices, lo, hi = meta.get("choices"), meta.get("lo"), meta.get("hi")
     for item in value if origin is list else [value]:  # a list's range applies to each item
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{bad}: must be a finite number")
         if choices is not None and item not in choices:
             raise ConfigError(f"{bad}: must be one of {', '.join(map(str, choices))}")
         if not isinstance(item, (int, float)) and (lo is not None or hi is not None):

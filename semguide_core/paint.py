@@ -29,53 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 from skimage.measure import label as connected_components
 
 from semguide_core import strokes as S
-from semguide_core.errors import DataError, SemguideError
+from semguide_core.errors import SemguideError
 from semguide_core.evaluate import psnr
+from semguide_core.images import load_image
 from semguide_core.runtime import atomic_path, write_json
 from semguide_core.semantics.boxes import mask_to_bbox
-
-
-# ------------------------------------------------------------------------------------------ image input
-def load_image(path: str | Path, side: int) -> torch.Tensor:
-    """Any image file as float RGB [3, side, side] in [0,1] (aspect not kept, as the agent was trained).
-
-    Grey, palette, 16-bit and float images are converted; transparent pixels are put on white. A missing,
-    corrupt or non-image file is a one-line DataError naming it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            rgb = _as_rgb_array(ImageOps.exif_transpose(image))
-    except SemguideError:
-        raise
-    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError ... for broken files
-        raise DataError(f"{path}: not a readable image ({type(err).__name__})") from None
-    tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-    antialias = min(rgb.shape[:2]) > side
-    resized = F.interpolate(tensor, size=(side, side), mode="bilinear", align_corners=False, antialias=antialias)
-    return resized[0].clamp(0, 1)
-
-
-def _as_rgb_array(image: Image.Image) -> np.ndarray:
-    """PIL image of any mode -> float32 [H, W, 3] in [0,1]."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey (PNG, TIFF)
-        grey = np.asarray(image, dtype=np.float32) / 65535.0
-        return np.repeat(grey[..., None], 3, axis=2)
-    if image.mode == "F":
-        grey = np.clip(np.asarray(image, dtype=np.float32), 0, 1)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
 # ------------------------------------------------------------------------------ instances and Eq. 16
@@ -360,12 +322,13 @@ class Models:
     gbp_percentile: float
 
     @classmethod
-    def load(cls, agent_path: Path, psi_path: Path, expert_path: Path, gbp_percentile: float, device) -> "Models":
+    def load(cls, agent_path: Path, name: str, canvas: int, psi_path: Path, expert_path: Path, gbp_percentile: float,
+             device) -> "Models":
         from semguide_core.agent import load_agent
         from semguide_core.semantics import load_expert, load_psi
         from semguide_core.semantics.guided_backprop import make_guided
 
-        agent = load_agent(agent_path, device)
+        agent = load_agent(agent_path, device, name, canvas)
         if not agent.semantic_inputs:  # the baseline reads neither mask nor GBP map
             return cls(agent, None, None, gbp_percentile)
         return cls(agent, load_psi(psi_path, device), make_guided(load_expert(expert_path, device)), gbp_percentile)
@@ -400,9 +363,11 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
         raise SemguideError(f"--agent {agent!r}: must be semantic or baseline")
     if strokes < 1 or divide < 1:
         raise SemguideError(f"--strokes {strokes} / --divide {divide}: must be >= 1")
+    if out.exists() and not out.is_dir():
+        raise SemguideError(f"--out {out}: exists and is not a folder")
     params = load_params(params_file)
     device = pick_device(params.device)
-    loaded = Models.load(models / f"agent_{agent}.pt", models / "psi.pt", models / "expert.pt",
+    loaded = Models.load(models / f"agent_{agent}.pt", agent, params.canvas, models / "psi.pt", models / "expert.pt",
                          params.gbp.percentile, device)
     side = params.canvas
     failed, names = 0, set()

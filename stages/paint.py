@@ -83,7 +83,7 @@ def main():
     gbp = load_map("artifacts/gbp/maps.npy", len(data))[test]
     targets = data.tensors(test).images
     counts = sorted(set(c for c in p.frame_counts if c <= p.strokes) | {p.strokes})
-    agents = {name: load_agent(f"models/agent_{name}.pt", device) for name in AGENTS}
+    agents = {name: load_agent(f"models/agent_{name}.pt", device, name, params.canvas) for name in AGENTS}
     street = scenes(params, device)
 
     with atomic_path("artifacts/paint") as out:

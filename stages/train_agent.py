@@ -16,7 +16,7 @@ from semguide_core.agent.data import load_pool
 from semguide_core.agent.inference import agent_file, rollout
 from semguide_core.agent.replay import Replay
 from semguide_core.agent.spec import agent_spec
-from semguide_core.agent.train import CURVE_STROKES, distances, grid, painting_agent, train
+from semguide_core.agent.train import CURVE_STROKES, distances, forget_logs_after, grid, painting_agent, train
 from semguide_core.config import load_params
 from semguide_core.errors import ConfigError
 from semguide_core.references import psnr
@@ -43,8 +43,10 @@ def main():
     run_id = fingerprint(sys.argv[1], asdict(spec), asdict(p), params.canvas, len(pool), pool.test[:4].tolist())
     checkpoint = Checkpoint(f"checkpoints/agent_{spec.name}.pt", run_id)
     started = time.time()
-    with Live(f"dvclive/agent_{spec.name}", dvcyaml=False, save_dvc_exp=False,
-              resume=checkpoint.load() is not None) as live:
+    saved, live_dir = checkpoint.load(), f"dvclive/agent_{spec.name}"
+    if saved is not None:
+        forget_logs_after(live_dir, saved["updates"])
+    with Live(live_dir, dvcyaml=False, save_dvc_exp=False, resume=saved is not None) as live:
         ddpg, reached = train(spec, p, pool, renderer, checkpoint, live, device)
     minutes = (time.time() - started) / 60
 
@@ -60,7 +62,7 @@ def main():
     shown = slice(0, p.val_images)
     with atomic_path(f"figures/agent_{spec.name}_val.png") as tmp:
         iio.imwrite(tmp, grid(ctx.targets[shown], out["canvas"][shown]), extension=".png")
-    save_torch(f"models/agent_{spec.name}.pt", agent_file(agent, ddpg.actor_arch))
+    save_torch(f"models/agent_{spec.name}.pt", agent_file(agent, ddpg.actor_arch, params.canvas))
     write_json(f"metrics/agent_{spec.name}.json", {
         "test_l2": metrics["l2"], "test_psnr_db": psnr(metrics["l2"]), "test_fg_l2": metrics["fg_l2"], **curve,
         "n_test": len(test), **reached, "strokes": p.episode_steps * p.bundle,

@@ -118,16 +118,20 @@ def test_stroke_towards_target_earns_positive_reward(weights):
     assert worse.item() < 0
 
 
-def test_relative_rewards_are_shares_of_each_terms_blank_canvas_distance():
-    target = torch.zeros(1, 3, 4, 4)
-    target[:, :, :2] = 1.0                                  # blank-canvas MSE 0.5
-    half = target.clone()
-    half[:, :, 0] = 0.0                                     # one of the two bright rows painted: MSE 0.25
-    ctx = Context(target, torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4), torch.tensor([[0.0, 0.0, 1.0, 1.0]]))
-    weights = RewardWeights(1, 0, 0)
-    absolute, _ = Rewards(weights, "l2")(half, target, ctx)
-    relative, _ = Rewards(weights, "l2", relative=True)(half, target, ctx)
-    assert absolute.item() == pytest.approx(0.25) and relative.item() == pytest.approx(0.5)
+def test_image_scale_makes_eq19_one_pixel_weighted_l2():
+    """scale 'image': r_b + eta r_f + nu r_focus = the change of mean e^2 (1 + eta S + nu G^2 S) over pixels."""
+    target, canvas = torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.5)  # e^2 = 0.25 everywhere
+    ones = torch.ones(1, 1, 8, 8)
+    ctx = Context(target, ones, 0.5 * ones, torch.tensor([[0.25, 0.25, 0.5, 0.5]]))  # object: a quarter
+    weights = RewardWeights(1, 2, 10)
+    image = Rewards(weights, "l2", scale="image").distances(canvas, ctx)
+    crop = Rewards(weights, "l2", scale="crop").distances(canvas, ctx)
+    assert {k: v.item() for k, v in crop.items()} == pytest.approx({"background": .25, "foreground": .25, "focus": .25})
+    # object pixels are a quarter of the image: .25 * .25; salient: (0.5 * 0.5)^2 = .0625 on a quarter
+    assert {k: v.item() for k, v in image.items()} == pytest.approx(
+        {"background": .25, "foreground": .0625, "focus": .015625})
+    weighted = sum(getattr(weights, k) * v for k, v in image.items())
+    assert weighted.item() == pytest.approx(0.25 * (1 + (2 + 10 * 0.25) * 0.25))
 
 
 def test_cell_weights_favour_small_cells_and_average_one():
@@ -231,28 +235,45 @@ class Recorder:
         pass
 
 
-def test_nan_stops_with_clear_error_and_resume_continues_from_saved_step(tmp_path, monkeypatch):
+def test_nan_stops_with_clear_error_and_resume_ends_bit_for_bit_as_an_uninterrupted_run(tmp_path, monkeypatch):
     spec, pool = agent_spec("semantic", Params()), synthetic_pool()
+    p = replace(TINY, train_steps=12, log_every=3)  # 3 does not divide the checkpoint's update count
+    straight_live = Recorder()
+    straight, _ = train(spec, p, pool, TinyRenderer(), Checkpoint(tmp_path / "a.pt", "run"), straight_live, "cpu")
+
     checkpoint = Checkpoint(tmp_path / "ckpt.pt", "run")
     real_update, calls = DDPG.update, {"n": 0}
 
     def failing_update(self, *args):
         calls["n"] += 1
         logs = real_update(self, *args)
-        if calls["n"] == 5:  # one update after the checkpoint at 4 updates
+        if calls["n"] == 6:  # two updates after the checkpoint at 4 updates
             self.step("critic", torch.tensor(float("nan"), requires_grad=True))
         return logs
 
     monkeypatch.setattr(DDPG, "update", failing_update)
-    with pytest.raises(TrainingDiverged, match="critic loss is nan at update 4.*ckpt.pt"):
-        train(spec, TINY, pool, TinyRenderer(), checkpoint, Recorder(), "cpu")
+    with pytest.raises(TrainingDiverged, match="critic loss is nan at update 5; last good checkpoint kept in .*ckpt.pt"):
+        train(spec, p, pool, TinyRenderer(), checkpoint, Recorder(), "cpu")
     saved = checkpoint.load()
-    assert saved is not None and saved["updates"] == 4 and saved["env_step"] == 6
+    assert saved is not None and saved["updates"] == 4 and saved["env_step"] == 6 and saved["replay"]["size"] == 24
     monkeypatch.setattr(DDPG, "update", real_update)
     live = Recorder()
-    train(spec, replace(TINY, log_every=1), pool, TinyRenderer(), checkpoint, live, "cpu")
-    # resumed at env step 6 / update 4 with an empty replay: steps 7-8 refill it, then update 5 runs
-    assert [s for s, _ in live.metrics["train/loss/critic"]] == [5]
+    resumed, reached = train(spec, p, pool, TinyRenderer(), checkpoint, live, "cpu")
+    assert reached == {"env_steps": 12, "updates": 10}
+    for name, net in straight.nets.items():  # same weights, bit for bit: the replay and sums were restored
+        for a, b in zip(net.state_dict().values(), resumed.nets[name].state_dict().values()):
+            assert torch.equal(a, b), name
+    # the resumed log holds the steps after the checkpoint once, ending at the final update like the straight one
+    after = {k: [row for row in v if row[0] > 4] for k, v in straight_live.metrics.items()}
+    assert live.metrics == {k: v for k, v in after.items() if v}
+    assert straight_live.metrics["test/l2"][-1][0] == 10
+
+
+def test_divergence_before_any_checkpoint_names_no_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(DDPG, "update", lambda self, *a: self.step("actor", torch.tensor(float("inf"))))
+    with pytest.raises(TrainingDiverged, match="actor loss is inf at update 0; no checkpoint had been written yet"):
+        train(agent_spec("baseline", Params()), TINY, synthetic_pool(), TinyRenderer(),
+              Checkpoint(tmp_path / "ckpt.pt", "run"), Recorder(), "cpu")
 
 
 def test_probe_actor_learns_the_first_bundle_and_direct_optimisation_sets_the_bar():
@@ -294,3 +315,12 @@ def test_paper_profile_becomes_dvc_set_args_and_typos_are_named(tmp_path):
     bad.write_text("agent:\n  actor_widht: 3\n")
     with pytest.raises(ConfigError, match="agent.actor_widht"):
         profile_args(bad)
+
+
+def test_forget_logs_after_drops_rows_past_the_checkpoint(tmp_path):
+    from semguide_core.agent.train import forget_logs_after
+    tsv = tmp_path / "plots/metrics/train/loss/actor.tsv"
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text("step\tactor\n50\t-0.25\n100\t-0.125\n150\t0.1\n")
+    forget_logs_after(tmp_path, 100)
+    assert tsv.read_text() == "step\tactor\n50\t-0.25\n100\t-0.125\n"

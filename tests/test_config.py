@@ -40,6 +40,12 @@ def test_defaults_fill_missing_keys_and_ints_become_floats(tmp_path):
     ("renderer:\n  fc_widths: 64\n", "renderer.fc_widths = 64: must be a list"),
     ("renderer: 3\n", "renderer must be a mapping"),
     ("dataset: imagenet\n", "dataset = 'imagenet': must be one of"),
+    ("nu: .nan\n", "nu = nan: must be a finite number"),
+    ("eta: .inf\n", "eta = inf: must be a finite number"),
+    ("renderer:\n  lr: .nan\n", "renderer.lr = nan: must be a finite number"),
+    ("renderer:\n  lr_decay_at: [0.5, .nan]\n", "must be a finite number"),
+    ("canvas: 17\n", "canvas = 17 must be divisible by 2 ** renderer.upsample_blocks"),
+    ("canvas: 20\nrenderer:\n  upsample_blocks: 3\n", "canvas = 20 must be divisible by 2 ** renderer.upsample_blocks = 8"),
 ])
 def test_bad_values_are_named(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
@@ -52,3 +58,20 @@ def test_missing_and_broken_files(tmp_path):
         load_params(tmp_path / "nothere.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(write(tmp_path, "eta: [1,\n"))
+
+
+def test_directory_and_binary_files_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory, not a params file"):
+        load_params(tmp_path)
+    binary = tmp_path / "params.yaml"
+    binary.write_bytes(b"\xff\xfe\x00eta")
+    with pytest.raises(ConfigError, match="params.yaml: not a UTF-8 text file"):
+        load_params(binary)
+
+
+def test_cuda_without_cuda_is_refused_before_any_work(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="device = cuda but CUDA is not available"):
+        load_params(write(tmp_path, "device: cuda\n"))
+    assert load_params(write(tmp_path, "device: auto\n")).device == "auto"

@@ -63,6 +63,32 @@ def test_cub_layout(tmp_path, beside):
     assert pixels.part is None
 
 
+def test_cub_reads_16_bit_png_and_exif_rotated_jpeg_as_paint_does(tmp_path):
+    """One reader (images.py) for datasets and `semguide paint`: 16-bit grey is scaled, not clipped to
+    white, and an EXIF orientation is applied, so the image matches its mask's size."""
+    from semguide_core.images import load_image
+    root = tmp_path / "CUB_200_2011"
+    files = write_cub(root)
+    deep = root / "images" / files[0]
+    Image.fromarray(np.full((H, W), 65535 // 4, np.uint16)).save(deep, format="PNG")  # CUB names: .jpg
+    upright = np.zeros((H, W, 3), np.uint8)
+    upright[:, :W // 2, 0] = 255                      # left half red, right half blue, as displayed
+    upright[:, W // 2:, 2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6                                  # orientation: rotate 90 degrees clockwise to display
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # W x H on disk becomes H x W
+    rotated = root / "images" / files[1]
+    stored.save(rotated, format="JPEG", quality=95, exif=exif)
+    records = cub.load(root)
+    grey = records[0].read().image
+    assert grey.shape == (H, W, 3) and abs(int(grey.mean()) - 64) <= 1   # 16383 / 65535 * 255, not 255
+    image = records[1].read().image                  # its mask is W x H: a size mismatch if not rotated
+    assert image.shape == (H, W, 3)
+    assert image[H // 2, 2, 0] > 200 and image[H // 2, W - 3, 2] > 200  # red left, blue right: upright
+    painted = load_image(rotated, W)
+    assert abs(float(painted[0, H // 2, 2]) - image[H // 2, 2, 0] / 255) < 0.1  # paint reads it the same way
+
+
 def test_cub_missing_annotation_file(tmp_path):
     write_cub(tmp_path / "CUB_200_2011")
     (tmp_path / "CUB_200_2011" / "bounding_boxes.txt").unlink()

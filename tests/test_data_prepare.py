@@ -78,6 +78,23 @@ def test_stage_bad_data_one_line_and_nothing_written(tmp_path):
     assert not (tmp_path / "figures").exists()
 
 
+@pytest.mark.parametrize("box", ["3 4.0 2.0 -5.0 6.0", "3 40.0 30.0 5.0 5.0"])  # negative width; outside
+def test_stage_bad_bbox_one_line_and_previous_outputs_untouched(tmp_path, box):
+    root = tmp_path / "data" / "sample-birds"
+    write_cub(root)
+    (tmp_path / "params.yaml").write_text("dataset: sample-birds\ncanvas: 16\n")
+    assert run_stage(tmp_path).returncode == 0
+    outputs = [tmp_path / "artifacts/prepared/index.csv", tmp_path / "metrics/data.json",
+               tmp_path / "figures/contact_sheet.png"]
+    before = [path.read_bytes() for path in outputs]
+    lines = (root / "bounding_boxes.txt").read_text().splitlines()
+    (root / "bounding_boxes.txt").write_text("\n".join(lines[:2] + [box]) + "\n")
+    result = run_stage(tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert result.returncode == 1 and len(errors) == 1 and "Laysan_Albatross_0003_3.jpg: bounding box" in errors[0]
+    assert [path.read_bytes() for path in outputs] == before
+
+
 def test_stage_unknown_dataset(tmp_path):
     (tmp_path / "params.yaml").write_text("dataset: imagenet\n")
     result = run_stage(tmp_path)

@@ -87,3 +87,12 @@ def test_scenes_instances_and_variations(tmp_path):
     classes = np.asarray(Image.open(frames / "clone/frames/classSegmentation/Camera_0/classgt_00000.png"))
     on_instances = classes[ids[0] > 0]
     assert all(tuple(c) in vehicle_colours for c in np.unique(on_instances, axis=0))
+
+
+def test_synth_into_an_existing_file_is_one_line_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from semguide_core.cli import app
+    (tmp_path / "data").write_text("not a folder")
+    result = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path / "data")])
+    assert result.exit_code == 1 and result.output.strip() == f"error: {tmp_path / 'data'}: exists and is not a folder"

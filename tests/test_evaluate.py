@@ -122,7 +122,7 @@ def make_inputs(root: Path, side=32, n=6, models=True):
     for name, kind, semantic in (("baseline", "baseline", False), ("semantic", "semantic", True)):
         arch = actor_arch(TINY_ACTOR, in_channels(semantic), n_background=5 if kind == "baseline" else 2)
         agent = PaintingAgent(name, kind, 5 if kind == "baseline" else 2, 2, semantic, Actor(**arch))
-        torch.save(agent_file(agent, arch), root / f"models/agent_{name}.pt")
+        torch.save(agent_file(agent, arch, side), root / f"models/agent_{name}.pt")
     segmenter = Segmenter("mobilenet_v3_large", resolution=32)
     save_model(root / "models/segmenter.pt", segmenter, config_of(segmenter))
     expert = {"n_classes": 2, "width_mult": 0.25, "depth_mult": 0.25, "resolution": 32}

@@ -10,7 +10,7 @@ from PIL import Image
 from semguide_core import paint as P
 from semguide_core import strokes as S
 from semguide_core.config import AgentParams
-from semguide_core.errors import DataError
+from semguide_core.errors import DataError, SemguideError
 from semguide_core.evaluate import psnr
 from semguide_core.paint import paint_files
 from semguide_core.runtime import run_stage
@@ -213,7 +213,7 @@ def write_baseline_agent(models):
     arch = actor_arch(TINY_ACTOR, in_channels(False), n_background=5)
     agent = PaintingAgent("baseline", "baseline", 5, 2, False, Actor(**arch))
     models.mkdir()
-    torch.save(agent_file(agent, arch), models / "agent_baseline.pt")
+    torch.save(agent_file(agent, arch, 16), models / "agent_baseline.pt")
 
 
 def run_paint(tmp_path, capsys, models, images, divide=1, strokes=10):
@@ -254,6 +254,25 @@ def test_paint_files_missing_model_is_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_paint_files_refuses_a_mismatched_agent_file_or_output_path_before_painting(tmp_path, capsys):
+    write_baseline_agent(tmp_path / "models")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "out").write_text("a file where the output folder should be")
+    code, output = run_paint(tmp_path, capsys, tmp_path / "models", [tmp_path / "a.png"])
+    assert code == 1 and output.err.strip() == f"error: --out {tmp_path / 'out'}: exists and is not a folder"
+    (tmp_path / "out").unlink()
+    (tmp_path / "models/agent_baseline.pt").rename(tmp_path / "models/agent_semantic.pt")
+    with pytest.raises(SemguideError, match="agent_semantic.pt: holds the 'baseline' agent, not 'semantic'"):
+        paint_files([tmp_path / "a.png"], agent="semantic", out=tmp_path / "out", models=tmp_path / "models",
+                    params_file=tmp_path / "params.yaml")
+    (tmp_path / "models/agent_semantic.pt").rename(tmp_path / "models/agent_baseline.pt")
+    (tmp_path / "params.yaml").write_text("canvas: 32\ndevice: cpu\n")
+    with pytest.raises(SemguideError, match="agent_baseline.pt: trained at canvas 16, params say canvas = 32"):
+        paint_files([tmp_path / "a.png"], agent="baseline", out=tmp_path / "out", models=tmp_path / "models",
+                    params_file=tmp_path / "params.yaml")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_paint_files_divide_writes_the_larger_painting(tmp_path, capsys):
     write_baseline_agent(tmp_path / "models")
@@ -277,7 +296,7 @@ def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
     models = tmp_path / "models"
     models.mkdir()
     arch = actor_arch(TINY_ACTOR, in_channels(True), n_background=2)
-    torch.save(agent_file(PaintingAgent("semantic", "semantic", 2, 4, True, Actor(**arch)), arch),
+    torch.save(agent_file(PaintingAgent("semantic", "semantic", 2, 4, True, Actor(**arch)), arch, 16),
                models / "agent_semantic.pt")
     save_model(models / "psi.pt", Psi([8, 16]), {"widths": [8, 16]})
     expert = {"n_classes": 3, "width_mult": 0.25, "depth_mult": 0.25, "resolution": 32}
@@ -293,7 +312,7 @@ def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
 
 
 def test_benchmark_reports_milliseconds_per_side():
-    from semguide_core.config import AgentParams, Params
+    from semguide_core.config import Params
 
     result = P.benchmark(Params(), sides=(16, 32), strokes=5)
     assert list(result) == [16, 32] and all(ms > 0 for ms in result.values())

@@ -64,7 +64,7 @@ class DDPG:
         self.scheds = {name: torch.optim.lr_scheduler.MultiStepLR(opt, milestones, p.lr_decay)
                        for name, opt in self.opts.items()}
         critics = (self.targets["disc_full"], self.targets["disc_fg"]) if p.distance == "wgan" else None
-        self.rewards = Rewards(spec.weights, p.distance, critics, p.relative_rewards)
+        self.rewards = Rewards(spec.weights, p.distance, critics, p.reward_scale)
 
     # ------------------------------------------------------------------------------------------ acting
     def observe(self, canvas, ctx: Context, t) -> torch.Tensor:

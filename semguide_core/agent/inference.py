@@ -16,7 +16,7 @@ from semguide_core.agent.rewards import Context
 from semguide_core.errors import ModelFileError
 from semguide_core.runtime import load_state, load_torch
 
-FILE_KEYS = ("name", "kind", "arch", "n_background", "steps", "semantic_inputs", "state")
+FILE_KEYS = ("name", "kind", "canvas", "arch", "n_background", "steps", "semantic_inputs", "state")
 
 
 @dataclass
@@ -27,6 +27,7 @@ class PaintingAgent:
     steps: int             # bundles per training episode, T
     semantic_inputs: bool  # whether the actor reads mask, GBP map and bbox
     actor: Actor
+    canvas: int = 0        # canvas side it was trained at (0: not yet saved)
 
     @property
     def bundle(self) -> int:
@@ -44,22 +45,31 @@ class PaintingAgent:
         return bundle
 
 
-def agent_file(agent: PaintingAgent, arch: dict) -> dict:
-    """What models/agent_<name>.pt holds: the actor and how to paint with it."""
-    return {"name": agent.name, "kind": agent.kind, "arch": arch, "n_background": agent.n_background,
+def agent_file(agent: PaintingAgent, arch: dict, canvas: int) -> dict:
+    """What models/agent_<name>.pt holds: the actor, how to paint with it and the canvas it was trained at."""
+    return {"name": agent.name, "kind": agent.kind, "canvas": canvas, "arch": arch, "n_background": agent.n_background,
             "steps": agent.steps, "semantic_inputs": agent.semantic_inputs, "state": agent.actor.state_dict()}
 
 
-def load_agent(path, device: torch.device | str = "cpu") -> PaintingAgent:
-    """A trained agent, frozen and in eval mode; ModelFileError for a missing or mismatched file."""
+def load_agent(path, device: torch.device | str = "cpu", name: str | None = None,
+               canvas: int | None = None) -> PaintingAgent:
+    """A trained agent, frozen and in eval mode; ModelFileError for a missing or mismatched file.
+
+    name / canvas: what the caller expects; a file holding another agent or trained at another canvas
+    side is refused (it would paint, at the wrong size or under the wrong name).
+    """
     saved = load_torch(path, "agent")
     if not isinstance(saved, dict) or any(k not in saved for k in FILE_KEYS):
         raise ModelFileError(f"{path}: not an agent file (expected keys {', '.join(FILE_KEYS)})")
+    if name is not None and saved["name"] != name:
+        raise ModelFileError(f"{path}: holds the {saved['name']!r} agent, not {name!r}")
+    if canvas is not None and saved["canvas"] != canvas:
+        raise ModelFileError(f"{path}: trained at canvas {saved['canvas']}, params say canvas = {canvas}")
     actor = Actor(**saved["arch"])
     load_state(actor, saved["state"], path)
     actor = actor.to(device).eval().requires_grad_(False)
     return PaintingAgent(saved["name"], saved["kind"], saved["n_background"], saved["steps"],
-                         saved["semantic_inputs"], actor)
+                         saved["semantic_inputs"], actor, saved["canvas"])
 
 
 @torch.no_grad()

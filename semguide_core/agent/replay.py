@@ -13,6 +13,8 @@ from semguide_core.strokes import STROKE_SIZE
 
 
 class Replay:
+    FIELDS = ("canvas", "step", "idx", "instance", "action")
+
     def __init__(self, capacity: int, canvas: int, bundle: int):
         self.capacity, self.size, self.next = capacity, 0, 0
         self.canvas = torch.zeros(capacity, 3, canvas, canvas, dtype=torch.uint8)
@@ -23,8 +25,17 @@ class Replay:
 
     @property
     def bytes_per_transition(self) -> int:
-        tensors = (self.canvas, self.step, self.idx, self.instance, self.action)
-        return sum(t[0].numel() * t.element_size() for t in tensors)
+        return sum(getattr(self, name)[0].numel() * getattr(self, name).element_size() for name in self.FIELDS)
+
+    def state_dict(self) -> dict:
+        """The filled slots and the ring position: what a checkpoint needs to resume the same sampling."""
+        return {"next": self.next, "size": self.size,
+                **{name: getattr(self, name)[:self.size].clone() for name in self.FIELDS}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.next, self.size = state["next"], state["size"]
+        for name in self.FIELDS:
+            getattr(self, name)[:self.size] = state[name]
 
     def add(self, canvas: torch.Tensor, step: int, idx: torch.Tensor, instance: torch.Tensor,
             action: torch.Tensor) -> None:

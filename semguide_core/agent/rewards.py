@@ -62,15 +62,21 @@ class Rewards:
     For 'wgan', `critics` = (D for the full image, D for the aligned foreground crops) score the distance;
     they are trained by `ddpg.DDPG` (WGAN-GP), here they are only read.
 
-    relative (L2 only): each term's distance is divided by its value on the blank (black) canvas, so every
-    term runs from 1 to 0 over an episode whatever the area it measures, and eta, nu weigh shares of each
-    term's error, as relative weights. In absolute L2 the zoomed foreground and GBP terms (a crop magnified
-    to the canvas, nu = 10) are many times the whole-image term.
+    scale (L2 only) says in what units eta and nu weigh their terms:
+    - 'crop', as printed: L_f is a mean over the aligned crop (Eq. 12) and L^G a mean over the GBP map's
+      mass (Eq. 14). A bird covering a tenth of the image then counts ten times per pixel in L_f, and the
+      few salient pixels a hundred times in L^G: nu = 10 makes the foreground strokes serve almost only
+      the expert's pixels (measured: birds in one generic colour, the background blacked out by
+      foreground strokes whose r_b penalty was ~1/100 of their reward).
+    - 'image': every term is a mean over the image's pixels (the crop's mean times the bbox's share of the
+      image, L^G times the map's mass). Eq. 19 is then one pixel-weighted L2 whose weight is 1 on the
+      background, 1 + eta on the object and 1 + eta + nu G^2 on its salient parts: eta and nu are the
+      extra weight of an object pixel and of an expert-salient pixel, relative weights as the paper means.
     """
 
-    def __init__(self, weights: RewardWeights, distance: str, critics=None, relative: bool = False):
+    def __init__(self, weights: RewardWeights, distance: str, critics=None, scale: str = "image"):
         self.weights, self.distance, self.critics = weights, distance, critics
-        self.relative = relative and distance == "l2"
+        self.per_image_pixel = scale == "image" and distance == "l2"
 
     def _distance(self, which: int, targets, images):
         if self.distance == "l2":
@@ -84,13 +90,16 @@ class Rewards:
         if w.foreground or w.focus:
             zoomed = zoomed or ctx.crops()
             zc = align.crop(canvas, ctx.bboxes)
+            area = ctx.bboxes[:, 2] * ctx.bboxes[:, 3] if self.per_image_pixel else 1.0  # crop's share of the image
             if w.foreground:
-                out["foreground"] = self._distance(1, zoomed.targets * zoomed.masks, zc * zoomed.masks)
+                out["foreground"] = self._distance(1, zoomed.targets * zoomed.masks, zc * zoomed.masks) * area
             if w.focus:
                 # G_I restricted to the object: the map is the expert's view of the object, and unmasked its
                 # values on nearby background made nu = 10 steer the background strokes (measured: they
                 # turned white, the colour that served the map, not the background)
-                out["focus"] = focus_distance(zoomed.targets, zc, zoomed.gbp * zoomed.masks)
+                gbp = zoomed.gbp * zoomed.masks
+                mass = (gbp ** 2).mean(dim=(1, 2, 3)) * area if self.per_image_pixel else 1.0
+                out["focus"] = focus_distance(zoomed.targets, zc, gbp) * mass
         return out
 
     def __call__(self, canvas0: torch.Tensor, canvas1: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, dict]:
@@ -98,8 +107,5 @@ class Rewards:
         zoomed = ctx.crops() if (self.weights.foreground or self.weights.focus) else None
         before, after = self.distances(canvas0, ctx, zoomed), self.distances(canvas1, ctx, zoomed)
         terms = {k: before[k] - after[k] for k in before}
-        if self.relative:
-            blank = self.distances(torch.zeros_like(canvas0), ctx, zoomed)
-            terms = {k: r / blank[k].clamp(min=1e-6) for k, r in terms.items()}
         total = sum(getattr(self.weights, k) * r for k, r in terms.items())
         return total, terms

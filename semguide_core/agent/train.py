@@ -1,13 +1,16 @@
 """The training loop of one agent: parallel episodes fill the replay, DDPG updates learn from it.
 
 Every `checkpoint_every` updates (at the next episode boundary) the networks, optimisers, schedules,
-counters and random state are saved; a killed run resumes there. The replay is not saved (hundreds of MB):
-after a resume it refills from the resumed actor before updates continue. A NaN or inf loss stops
+replay (uint8 canvases, about 100 MB at the default size), counters, unlogged sums and random states are
+saved; a killed run resumes there and ends exactly as an uninterrupted one. A NaN or inf loss stops
 training with `TrainingDiverged` and leaves the last good checkpoint in place.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -43,15 +46,17 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
     ddpg = DDPG(spec, p, env.neural_density(renderer), total_updates(p), device)
     replay = Replay(p.replay_size, pool.images.shape[-1], p.bundle)
     gen = torch.Generator().manual_seed(p.seed)
-    env_step, updates, owed = 0, 0, 0.0
+    env_step, updates, owed, sums = 0, 0, 0.0, {}
     saved = checkpoint.load()
     if saved is not None:
         ddpg.load_state_dict(saved["ddpg"])
+        replay.load_state_dict(saved["replay"])
         gen.set_state(saved["rng"])
-        env_step, updates = saved["env_step"], saved["updates"]
+        torch.set_rng_state(saved["torch_rng"])
+        env_step, updates, owed, sums = saved["env_step"], saved["updates"], saved["owed"], saved["sums"]
     val = {split: pool.context(torch.as_tensor(ids[:p.val_images]), torch.zeros(min(p.val_images, len(ids))), device)
            for split, ids in (("test", pool.test), ("train", pool.train[0]))}
-    last_saved, sums = updates, {}
+    last_saved = validated = updates if saved is not None else None  # a checkpoint's validation is logged
     bar = tqdm(total=p.train_steps, initial=env_step, desc=f"train_agent@{spec.name}")
     while env_step < p.train_steps:
         t = env_step % T
@@ -74,8 +79,9 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
                 logs = ddpg.update(batch["canvas"], batch["step"], batch["action"],
                                    pool.context(batch["idx"], batch["instance"], device))
             except FloatingPointError as err:
-                raise TrainingDiverged(f"agent {spec.name}: {err} at update {updates}; last good checkpoint "
-                                       f"kept in {checkpoint.path}") from None
+                kept = (f"last good checkpoint kept in {checkpoint.path}" if checkpoint.path.is_file()
+                        else "no checkpoint had been written yet")
+                raise TrainingDiverged(f"agent {spec.name}: {err} at update {updates}; {kept}") from None
             updates += 1
             for key, value in logs.items():
                 sums[key] = sums.get(key, 0.0) + value
@@ -86,13 +92,29 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
                 live.log_metric("train/lr_actor", ddpg.scheds["actor"].get_last_lr()[0])
                 bar.set_postfix(reward=f"{sums['reward/total'] / p.log_every:.2e}")
                 sums = {}
-        if env_step % T == 0 and updates - last_saved >= p.checkpoint_every:
+        if env_step % T == 0 and updates - (last_saved or 0) >= p.checkpoint_every:
             log_validation(live, ddpg, val, pool, updates)
-            checkpoint.save({"ddpg": ddpg.state_dict(), "rng": gen.get_state(), "env_step": env_step,
-                             "updates": updates})
+            validated = updates
+            checkpoint.save({"ddpg": ddpg.state_dict(), "replay": replay.state_dict(), "rng": gen.get_state(),
+                             "torch_rng": torch.get_rng_state(), "env_step": env_step, "updates": updates,
+                             "owed": owed, "sums": sums})
             last_saved = updates
+    if validated != updates:
+        log_validation(live, ddpg, val, pool, updates)  # the curves end at the final weights
     bar.close()
     return ddpg, {"env_steps": env_step, "updates": updates}
+
+
+def forget_logs_after(live_dir, step: int) -> None:
+    """Drop the DVCLive rows logged after `step` (a killed run's, past its checkpoint) before resuming there.
+
+    DVCLive appends on resume; without this, the steps between the checkpoint and the kill appear twice.
+    """
+    for tsv in Path(live_dir, "plots", "metrics").rglob("*.tsv"):
+        rows = pd.read_csv(tsv, sep="\t")
+        kept = rows[rows["step"] <= step]
+        if len(kept) < len(rows):
+            kept.to_csv(tsv, sep="\t", index=False)
 
 
 CURVE_STROKES = (10, 20, 50, 100, 200)  # the learning curves' x values within an episode

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from semguide_core.data.record import Pixels, Record, pixel_box, read_image
+from semguide_core.data.record import Pixels, Record, pixel_box
 from semguide_core.errors import DataError
+from semguide_core.images import read_rgb
 
 BOX_FIELDS = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")
 
@@ -67,7 +68,7 @@ def _record(root: Path, image_path: Path, split: str, row, class_names: list[str
 
 
 def _read(image_path: Path, box: list[float]) -> Pixels:
-    image = read_image(image_path)
+    image = read_rgb(image_path)
     x1, y1, x2, y2 = box
     bbox = pixel_box(x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1, image.shape[1], image.shape[0])
     return Pixels(image=image, instances=None, bbox=bbox)

@@ -17,8 +17,9 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from semguide_core.data.record import Pixels, Record, pixel_box, read_image, read_lines, read_mask
+from semguide_core.data.record import Pixels, Record, pixel_box, read_lines, read_mask
 from semguide_core.errors import DataError
+from semguide_core.images import read_rgb
 
 
 def load(root: Path) -> list[Record]:
@@ -60,7 +61,7 @@ def _segmentations_dir(root: Path) -> Path:
 
 
 def _read(image_path: Path, mask_path: Path, part_path: Path | None, box: list[str]) -> Pixels:
-    image = read_image(image_path)
+    image = read_rgb(image_path)
     height, width = image.shape[:2]
     mask = read_mask(mask_path, (width, height))
     part = read_mask(part_path, (width, height)) if part_path is not None else None

@@ -41,10 +41,11 @@ def prepare(records: list[Record], canvas: int, where: str) -> tuple[PreparedDat
             if not instances[i].any():
                 continue  # no foreground left (e.g. a VKITTI frame without vehicles)
             bbox = bbox or mask_box(pixels.instances > 0)
+        bbox = check_bbox(bbox, record.source)
         if pixels.part is not None:
             parts[i] = resize_fraction(pixels.part, canvas) >= 0.5
         rows.append([i, record.split, record.label, record.label_name, record.source,
-                     pixels.instances is not None, *(bbox or (0.0, 0.0, 1.0, 1.0)), int(instances[i].max())])
+                     pixels.instances is not None, *bbox, int(instances[i].max())])
     n = len(rows)
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     for split in SPLITS:
@@ -53,6 +54,19 @@ def prepare(records: list[Record], canvas: int, where: str) -> tuple[PreparedDat
     prepared = PreparedDataset(index=index, images=images[:n], masks=(instances[:n] > 0).astype(np.uint8),
                                instances=instances[:n], parts=parts[:n])
     return prepared, len(records) - n
+
+
+def check_bbox(bbox: tuple | None, source: str) -> tuple:
+    """A record's normalised (x, y, w, h), checked to have a positive size inside the image; None = whole image."""
+    if bbox is None:
+        return (0.0, 0.0, 1.0, 1.0)
+    x, y, w, h = bbox
+    tolerance = 1e-6
+    if not (w > 0 and h > 0 and x >= -tolerance and y >= -tolerance and x + w <= 1 + tolerance
+            and y + h <= 1 + tolerance):
+        raise DataError(f"{source}: bounding box (x, y, w, h) = ({x:.3f}, {y:.3f}, {w:.3f}, {h:.3f}) in image "
+                        "fractions is empty or outside the image")
+    return bbox
 
 
 def resize_image(image: np.ndarray, canvas: int) -> np.ndarray:

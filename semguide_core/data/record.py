@@ -51,11 +51,6 @@ def read_lines(path: Path, columns: int) -> list[list[str]]:
     return rows
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An image file as uint8 RGB [H, W, 3]."""
-    return np.asarray(_open(path, "image").convert("RGB"))
-
-
 def read_label_image(path: Path, size: tuple[int, int], what: str) -> Image.Image:
     """A mask or label PNG (any mode), checked to be `size` = (width, height) like its image."""
     image = _open(path, what)

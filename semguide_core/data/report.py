@@ -1,14 +1,12 @@
 """What stage `prepare` reports about a prepared dataset: metrics/data.json and the contact sheet."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 from skimage.segmentation import find_boundaries
 
 from semguide_core.data.prepared import PreparedDataset
-from semguide_core.runtime import atomic_path
 
 MASK_COLOUR, PART_COLOUR, BOX_COLOUR = (255, 230, 0), (0, 255, 255), (255, 40, 40)
 
@@ -44,7 +42,7 @@ def _distribution(values: np.ndarray) -> dict:
             **{name: round(float(v), 4) for name, v in zip(["min", "p05", "median", "p95", "max"], q)}}
 
 
-def contact_sheet(ds: PreparedDataset, path: str | Path, count: int = 32, columns: int = 8) -> None:
+def contact_sheet(ds: PreparedDataset, count: int = 32, columns: int = 8) -> Image.Image:
     """A grid of prepared images, evenly spaced through the dataset, with the mask outline (yellow), the
     distinguishing part (cyan), the bbox (red) and the label."""
     scale = max(1, 128 // ds.canvas)  # small canvases are blown up so the outlines stay visible
@@ -64,5 +62,4 @@ def contact_sheet(ds: PreparedDataset, path: str | Path, count: int = 32, column
         draw.rectangle([x, y, x + w - 1, y + h - 1], outline=BOX_COLOUR)
         draw.text((2, 2), f"{row['split']} {row['label_name'][:18]}", fill=(255, 255, 255))
         sheet.paste(tile, ((n % columns) * side, (n // columns) * side))
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
+    return sheet

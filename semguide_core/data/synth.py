@@ -1,6 +1,6 @@
 """The embedded sample datasets, drawn procedurally and written in the real datasets' own layouts.
 
-    python -m semguide_core.data.synth --out data --seed 0      (the `semguide data synth` command)
+    semguide data synth --out data --seed 0
 
 writes, deterministically from the seed:
 
@@ -20,7 +20,6 @@ label images take the centre sample of each block, so they stay hard labels.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import math
 from pathlib import Path
@@ -30,6 +29,7 @@ import scipy.io
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from semguide_core.errors import DataError
 from semguide_core.runtime import atomic_path
 
 SUPERSAMPLE = 2
@@ -476,17 +476,8 @@ def synth(data_dir: str | Path = "data", seed: int = 0, birds: int = 320, cars: 
           scenes: int = 60) -> None:
     """Write sample-birds, sample-cars (+ sample-cars-truth) and sample-scenes under `data_dir`."""
     data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"{data_dir}: exists and is not a folder")
     write_birds(data_dir / "sample-birds", seed, birds)
     write_cars(data_dir / "sample-cars", data_dir / "sample-cars-truth", seed, cars)
     write_scenes(data_dir / "sample-scenes", seed, scenes)
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=synth.__doc__)
-    parser.add_argument("--out", default="data")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--birds", type=int, default=320)
-    parser.add_argument("--cars", type=int, default=150)
-    parser.add_argument("--scenes", type=int, default=60)
-    args = parser.parse_args()
-    synth(args.out, args.seed, args.birds, args.cars, args.scenes)

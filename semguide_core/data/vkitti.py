@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from semguide_core.data.record import Pixels, Record, read_image, read_label_image, read_lines
+from semguide_core.data.record import Pixels, Record, read_label_image, read_lines
 from semguide_core.errors import DataError
+from semguide_core.images import read_rgb
 
 VEHICLES = ("Car", "Van", "Truck")
 FRAME = re.compile(r"rgb_(\d+)\.jpg$")
@@ -68,7 +69,7 @@ def _vehicle_colours(path: Path) -> np.ndarray:
 
 
 def _read(rgb: Path, classgt: Path, instancegt: Path, vehicle_colours: np.ndarray) -> Pixels:
-    image = read_image(rgb)
+    image = read_rgb(rgb)
     size = (image.shape[1], image.shape[0])
     classes = np.asarray(read_label_image(classgt, size, "class segmentation").convert("RGB"))
     ids = read_label_image(instancegt, size, "instance segmentation")

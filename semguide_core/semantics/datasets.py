@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from semguide_core.config import Params
 from semguide_core.data.datasets import list_records
@@ -21,6 +20,7 @@ from semguide_core.data.prepare import prepare, resize_fraction, select
 from semguide_core.data.prepared import PreparedBatch, PreparedDataset, load_prepared
 from semguide_core.data.record import read_mask
 from semguide_core.errors import DataError
+from semguide_core.images import open_image
 
 
 def prepare_in_memory(name: str, params: Params, max_images: int) -> PreparedDataset:
@@ -44,14 +44,9 @@ def kept_aside_masks(data_dir: str | Path, dataset: PreparedDataset) -> np.ndarr
     masks = np.zeros(dataset.masks.shape, np.uint8)
     for i, source in enumerate(sources):
         path = truth_path(data_dir, source)
-        mask = read_mask(path, size=_image_size(Path(data_dir, source)))
+        mask = read_mask(path, size=open_image(Path(data_dir, source)).size)  # upright, as prepare read it
         masks[i] = resize_fraction(mask, dataset.canvas) >= 0.5
     return masks
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:  # the image itself was read (and checked) by prepare()
-        return image.size
 
 
 def masks_with_extracted(dataset: PreparedDataset, extracted_dir: str | Path) -> np.ndarray:
