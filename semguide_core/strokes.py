@@ -47,29 +47,66 @@ def disc_radius(z: torch.Tensor, canvas: int) -> torch.Tensor:
 
 @torch.no_grad()  # the real rasteriser is not differentiable; the neural renderer is
 def rasterise(a: torch.Tensor, canvas: int) -> torch.Tensor:
-    """Density maps Phi[a] in [0,1], [N, canvas, canvas], for strokes a [N, >=10] (colour is ignored)."""
+    """Density maps Phi[a] in [0,1], [N, canvas, canvas], for strokes a [N, >=10] (colour is ignored).
+
+    Each stroke is drawn only in its own window: the smallest square of whole 2 x 2 blocks of the grid that
+    holds all its discs, so the work follows the strokes' size and not the canvas. Strokes are sorted by
+    window size and drawn in chunks that share one window side; every pixel outside a stroke's window is 0,
+    and inside it the same comparisons are made as on the whole grid, so the result is exactly that of
+    drawing on the whole grid.
+    """
     if a.ndim != 2 or a.shape[1] < SHAPE_SIZE:
         raise ValueError(f"strokes must be [N, >= {SHAPE_SIZE}], got {tuple(a.shape)}")
-    chunk = max(1, 2 ** 20 // (canvas * SUPERSAMPLE) ** 2)  # ~1M grid pixels at a time stays in cache
-    return torch.cat([_rasterise_chunk(part, canvas) for part in a.split(chunk)]) if len(a) else \
-        a.new_zeros(0, canvas, canvas)
-
-
-def _rasterise_chunk(a: torch.Tensor, canvas: int) -> torch.Tensor:
+    out = a.new_zeros(len(a), canvas, canvas)
+    if not len(a):
+        return out
     side = canvas * SUPERSAMPLE
     points, z, w = curve_samples(a)
     points = points * (side - 1)  # pixel centres of the grid sit at integers 0 .. side-1
-    radius2 = disc_radius(z, canvas) ** 2
-    grid = torch.arange(side, dtype=a.dtype, device=a.device)
+    radius = disc_radius(z, canvas)
+    # each stroke's window: from the even grid line at or below its discs' lowest edge, a whole number of
+    # 2 x 2 blocks wide, kept inside the grid
+    low = ((points - radius[..., None]).amin(1).floor().clamp(0, side - 2) / 2).floor() * 2   # [N, 2] (x, y)
+    high = (points + radius[..., None]).amax(1).ceil().clamp(0, side - 1)
+    width = (((high - low).amax(1) + 1) / 2).ceil() * 2                                      # [N], even
+    order = torch.argsort(width)
+    max_pixels = 2 ** 20  # grid pixels drawn at a time (stays in cache)
+    first = 0
+    while first < len(a):
+        size = int(width[order[first]])
+        # the largest group of next strokes whose window fits one side: the widest of them sets it
+        count = 1
+        while first + count < len(a) and int(width[order[first + count]]) <= size * 1.25 + 2 and \
+                (count + 1) * int(width[order[first + count]]) ** 2 <= max_pixels:
+            count += 1
+        chunk = order[first:first + count]
+        size = min(side, int(width[chunk].max()))
+        origin = torch.minimum(low[chunk], torch.tensor(float(side - size)))  # stays even: side, size even
+        out[chunk] = _draw_in_windows(points[chunk], radius[chunk] ** 2, w[chunk], origin, size, canvas)
+        first += count
+    return out
+
+
+def _draw_in_windows(points, radius2, w, origin, size: int, canvas: int) -> torch.Tensor:
+    """Discs of N strokes in N windows of `size` grid pixels at `origin` [N, 2], down-sampled and placed
+    on the canvas: [N, canvas, canvas]."""
+    steps = torch.arange(size, dtype=points.dtype, device=points.device)
+    gx, gy = origin[:, 0:1] + steps, origin[:, 1:2] + steps  # [N, size]: whole numbers, exact in float
     # a grid pixel (y, x) is inside disc i when dx2_i[x] <= radius2_i - dy2_i[y]: one broadcast compare
-    dx2 = (grid - points[..., 0:1]) ** 2  # [N, n, side]
-    room = radius2[..., None] - (grid - points[..., 1:2]) ** 2  # [N, n, side]
-    image = a.new_zeros(len(a), side, side)
-    inside = torch.empty(image.shape, dtype=torch.bool, device=a.device)
+    dx2 = (gx[:, None, :] - points[..., 0:1]) ** 2                      # [N, n, size]
+    room = radius2[..., None] - (gy[:, None, :] - points[..., 1:2]) ** 2  # [N, n, size]
+    image = points.new_zeros(len(points), size, size)
+    inside = torch.empty(image.shape, dtype=torch.bool, device=points.device)
     for i in range(points.shape[1]):  # in curve order, so later discs overwrite earlier ones
         torch.le(dx2[:, i, None, :], room[:, i, :, None], out=inside)  # in place: no per-disc allocation
         torch.where(inside, w[:, i, None, None], image, out=image)
-    return F.avg_pool2d(image[:, None], SUPERSAMPLE)[:, 0]
+    small = F.avg_pool2d(image[:, None], SUPERSAMPLE)[:, 0]           # [N, size / 2, size / 2]
+    half = size // SUPERSAMPLE
+    cells = torch.arange(half, device=points.device)
+    x0, y0 = (origin / SUPERSAMPLE).long().unbind(1)
+    flat = ((y0[:, None] + cells)[:, :, None] * canvas + (x0[:, None] + cells)[:, None, :]).flatten(1)
+    out = points.new_zeros(len(points), canvas * canvas)
+    return out.scatter_(1, flat, small.flatten(1)).view(-1, canvas, canvas)
 
 
 def colour(density: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:

@@ -70,6 +70,31 @@ def test_batch_equals_one_by_one():
     assert torch.equal(batched, single)
 
 
+def whole_grid_rasterise(a, canvas):
+    """The rasteriser's definition, drawn on the whole supersampled grid (the published label generator)."""
+    from semguide_core.strokes import SUPERSAMPLE, curve_samples, disc_radius
+    side = canvas * SUPERSAMPLE
+    points, z, w = curve_samples(a)
+    points = points * (side - 1)
+    grid = torch.arange(side, dtype=a.dtype)
+    dx2 = (grid - points[..., 0:1]) ** 2
+    room = disc_radius(z, canvas)[..., None] ** 2 - (grid - points[..., 1:2]) ** 2
+    image = a.new_zeros(len(a), side, side)
+    for i in range(points.shape[1]):  # later discs overwrite earlier ones
+        image = torch.where(dx2[:, i, None, :] <= room[:, i, :, None], w[:, i, None, None], image)
+    return torch.nn.functional.avg_pool2d(image[:, None], SUPERSAMPLE)[:, 0]
+
+
+@pytest.mark.parametrize("canvas", [16, 64, 128])
+def test_windowed_rasteriser_equals_drawing_on_the_whole_grid(canvas):
+    gen = torch.Generator().manual_seed(canvas)
+    a = torch.rand(1000 if canvas < 128 else 300, 13, generator=gen)
+    a[:200, 6:8] *= 0.02                      # hairlines
+    a[200:260, 6:8] = 1.0                     # the thickest strokes: windows as large as the grid
+    a[260:300, :6] = a[260:300, :6].round()   # ends on the border and corners
+    assert torch.equal(rasterise(a, canvas), whole_grid_rasterise(a, canvas))
+
+
 def test_composite_by_hand():
     canvas = torch.full((1, 3, 2, 2), 0.5)
     density = torch.tensor([[[0.0, 0.4], [1.0, 0.4]]])

@@ -133,9 +133,11 @@ class DDPG:
             fixed_bg = lambda x: torch.cat([x[:, :k].detach(), x[:, k:]], 1)  # noqa: E731
             fixed_fg = lambda x: torch.cat([x[:, :k], x[:, k:].detach()], 1)  # noqa: E731
             for_fg, for_bg = paint(fixed_bg(density), fixed_bg(rgb)), paint(fixed_fg(density), fixed_fg(rgb))
-            reward, terms = self.rewards(canvas0, for_fg, scored)
-            _, bg_terms = self.rewards(canvas0, for_bg, scored)
-            objective = reward + value_of(for_fg) + bg_terms["background"] + value_of(for_bg)
+            with torch.no_grad():
+                before = self.rewards.distances(canvas0, scored)
+            reward, terms = self.rewards(canvas0, for_fg, scored, before)
+            r_b = before["background"] - self.rewards.background(for_bg, scored)
+            objective = reward + value_of(for_fg) + r_b + value_of(for_bg)
         actor_loss = -(cell_weights(cells, p.cell_weighting) * objective).mean()
         self.step("actor", actor_loss)
 

@@ -86,7 +86,7 @@ class Rewards:
     def distances(self, canvas: torch.Tensor, ctx: Context, zoomed: Context | None = None) -> dict:
         """The weighted terms' distances of one canvas, each [B]: 'background', 'foreground', 'focus'."""
         w = self.weights
-        out = {"background": self._distance(0, ctx.targets, canvas)}
+        out = {"background": self.background(canvas, ctx)}
         if w.foreground or w.focus:
             zoomed = zoomed or ctx.crops()
             zc = align.crop(canvas, ctx.bboxes)
@@ -102,10 +102,19 @@ class Rewards:
                 out["focus"] = focus_distance(zoomed.targets, zc, gbp) * mass
         return out
 
-    def __call__(self, canvas0: torch.Tensor, canvas1: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, dict]:
-        """r(s_t, a_t) [B] for the step canvas0 -> canvas1, and each term's reward (for logging)."""
+    def background(self, canvas: torch.Tensor, ctx: Context) -> torch.Tensor:
+        """L(I, C) of the whole image alone, [B]: what r_b (Eq. 5) is the decrease of."""
+        return self._distance(0, ctx.targets, canvas)
+
+    def __call__(self, canvas0: torch.Tensor, canvas1: torch.Tensor, ctx: Context,
+                 before: dict | None = None) -> tuple[torch.Tensor, dict]:
+        """r(s_t, a_t) [B] for the step canvas0 -> canvas1, and each term's reward (for logging).
+
+        before: `distances(canvas0, ctx)` when the caller already has them.
+        """
         zoomed = ctx.crops() if (self.weights.foreground or self.weights.focus) else None
-        before, after = self.distances(canvas0, ctx, zoomed), self.distances(canvas1, ctx, zoomed)
+        before = before if before is not None else self.distances(canvas0, ctx, zoomed)
+        after = self.distances(canvas1, ctx, zoomed)
         terms = {k: before[k] - after[k] for k in before}
         total = sum(getattr(self.weights, k) * r for k, r in terms.items())
         return total, terms
