@@ -132,8 +132,7 @@ def train_renderer(model: NeuralRenderer, p: RendererParams, train: dict, val: d
         shape, target = train["strokes"][idx].to(device), as_float(train["density"][idx].to(device))
         loss = loss_fn(model, shape, target, p.loss)
         if not torch.isfinite(loss):
-            raise TrainingDiverged(f"renderer loss is {loss.item()} at step {step}; "
-                                   f"last good checkpoint kept in {checkpoint.path}")
+            raise TrainingDiverged(f"renderer loss is {loss.item()} at step {step}; {checkpoint.kept()}")
         opt.zero_grad()
         loss.backward()
         opt.step()

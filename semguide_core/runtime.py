@@ -150,3 +150,7 @@ class Checkpoint:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def kept(self) -> str:
+        """For a TrainingDiverged message: the checkpoint a rerun resumes from, named only if it exists."""
+        return f"last good checkpoint kept in {self.path}" if self.path.is_file() else "no checkpoint written yet"

@@ -271,7 +271,7 @@ def test_nan_stops_with_clear_error_and_resume_ends_bit_for_bit_as_an_uninterrup
 
 def test_divergence_before_any_checkpoint_names_no_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(DDPG, "update", lambda self, *a: self.step("actor", torch.tensor(float("inf"))))
-    with pytest.raises(TrainingDiverged, match="actor loss is inf at update 0; no checkpoint had been written yet"):
+    with pytest.raises(TrainingDiverged, match="actor loss is inf at update 0; no checkpoint written yet"):
         train(agent_spec("baseline", Params()), TINY, synthetic_pool(), TinyRenderer(),
               Checkpoint(tmp_path / "ckpt.pt", "run"), Recorder(), "cpu")
 

@@ -72,3 +72,11 @@ def test_a_stage_run_in_process_by_runpy_does_not_restart_its_host(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == "host started\nPASSIVE\n"
+
+
+def test_checkpoint_names_itself_only_when_it_exists(tmp_path):
+    from semguide_core.runtime import Checkpoint
+    checkpoint = Checkpoint(tmp_path / "c.pt", "run")
+    assert checkpoint.kept() == "no checkpoint written yet"
+    checkpoint.save({"step": 3})
+    assert checkpoint.kept() == f"last good checkpoint kept in {tmp_path / 'c.pt'}"

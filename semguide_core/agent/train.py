@@ -79,9 +79,7 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
                 logs = ddpg.update(batch["canvas"], batch["step"], batch["action"],
                                    pool.context(batch["idx"], batch["instance"], device))
             except FloatingPointError as err:
-                kept = (f"last good checkpoint kept in {checkpoint.path}" if checkpoint.path.is_file()
-                        else "no checkpoint had been written yet")
-                raise TrainingDiverged(f"agent {spec.name}: {err} at update {updates}; {kept}") from None
+                raise TrainingDiverged(f"agent {spec.name}: {err} at update {updates}; {checkpoint.kept()}") from None
             updates += 1
             for key, value in logs.items():
                 sums[key] = sums.get(key, 0.0) + value

@@ -53,8 +53,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, sample_batch: Callable, sched
         generator = torch.Generator().manual_seed(schedule.seed * 1_000_003 + step)
         loss, logs = loss_fn(model, sample_batch(generator))
         if not torch.isfinite(loss):
-            raise TrainingDiverged(f"{desc}: loss is {loss.item()} at step {step}; "
-                                   f"last good checkpoint kept in {checkpoint.path}")
+            raise TrainingDiverged(f"{desc}: loss is {loss.item()} at step {step}; {checkpoint.kept()}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
