@@ -33,7 +33,7 @@ def param(default, *, lo=None, hi=None, choices=None, doc: str = ""):
 @dataclass(frozen=True)
 class StrokesParams:
     """Stage `strokes`: random 13-parameter Bezier strokes rasterised as renderer training data."""
-    n_train: int = param(60000, lo=1, doc="training strokes")
+    n_train: int = param(40000, lo=1, doc="training strokes")
     n_val: int = param(2000, lo=1, doc="held-out strokes")
     seed: int = param(0, lo=0)
 
@@ -41,9 +41,9 @@ class StrokesParams:
 @dataclass(frozen=True)
 class RendererParams:
     """Stage `train_renderer`: the neural renderer Phi (FC expansion, then conv + pixel-shuffle)."""
-    fc_widths: list = param([256, 512, 1024], lo=1, doc="hidden widths of the fully connected expansion")
-    conv_width: int = param(32, lo=1, doc="channels of the conv + pixel-shuffle blocks")
-    upsample_blocks: int = param(2, lo=1, hi=5, doc="each doubles the side; the FC output is canvas / 2**blocks")
+    fc_widths: list = param([512, 1024, 2048], lo=1, doc="hidden widths of the fully connected expansion")
+    conv_width: int = param(16, lo=1, doc="channels of the conv + pixel-shuffle blocks")
+    upsample_blocks: int = param(3, lo=1, hi=5, doc="each doubles the side; the FC output is canvas / 2**blocks")
     loss: str = param("bce", choices=["bce", "mse"], doc="bce: BCE on logits (trains reliably); mse: as published")
     batch_size: int = param(64, lo=1)
     steps: int = param(6000, lo=1)
@@ -140,7 +140,7 @@ class AgentParams:
     foreground_strokes: int = param(3, lo=0, doc="of the K, foreground strokes of the semantic agent (paper 3:2)")
     train_steps: int = param(2500, lo=1, doc="environment steps, each for `envs` parallel episodes (paper: 2M)")
     envs: int = param(8, lo=1, doc="parallel episodes (published: 96)")
-    updates_per_step: float = param(1.0, lo=0.0, doc="gradient updates per environment step (published: 0.25)")
+    updates_per_step: float = param(1.5, lo=0.0, doc="gradient updates per environment step (published: 0.25)")
     warmup_steps: int = param(20, lo=0, doc="environment steps with the untrained actor before any update")
     batch_size: int = param(16, lo=1, doc="transitions per update (paper: 96)")
     replay_size: int = param(8000, lo=1, doc="transitions kept (published: 800 episodes)")
