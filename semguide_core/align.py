@@ -1,11 +1,10 @@
 """Neural alignment Omega (Sec. 4.2): zoom into the foreground bounding box, differentiably.
 
-A bbox is normalised (x, y, w, h) in [0,1], (x, y) its top-left corner. Two matrices describe the zoom:
-
-- Eq. 11, `bbox_to_affine`: the ideal mapping from input pixel coordinates to output (zoomed) pixel
-  coordinates, x_out = W / w_b * (x_in - x_b), with x_b, w_b in pixels.
-- Eq. 21, `bbox_to_theta`: what PyTorch's `affine_grid` wants, the inverse direction in normalised
-  coordinates [-1, 1]: an output location u maps to the input location w * u + (2x + w - 1).
+A bbox is normalised (x, y, w, h) in [0,1], (x, y) its top-left corner. Eq. 11 is the ideal mapping from
+input pixel coordinates to output (zoomed) pixel coordinates, x_out = W / w_b * (x_in - x_b), with x_b, w_b
+in pixels. PyTorch's `affine_grid` wants its inverse in normalised coordinates [-1, 1] (Eq. 21 of the
+supplement, `bbox_to_theta`): an output location u maps to the input location w * u + (2x + w - 1). The
+test checks the two against each other.
 
 `crop` (Omega in Eq. 8-10 and 13) samples canvas, target, mask or guided-backprop map with `grid_sample`,
 so gradients flow from the foreground reward back into the canvas and the strokes.
@@ -14,15 +13,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-
-def bbox_to_affine(bbox: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Eq. 11: [N, 2, 3] matrices mapping input pixel (x, y, 1) to zoomed output pixel coordinates."""
-    x, y, w, h = (bbox[:, i] for i in range(4))
-    zero = torch.zeros_like(x)
-    # bbox is normalised, so W / w_b (pixels) = 1 / w and W * x_b / w_b = W * x / w
-    return torch.stack([torch.stack([1 / w, zero, -width * x / w], 1),
-                        torch.stack([zero, 1 / h, -height * y / h], 1)], 1)
 
 
 def bbox_to_theta(bbox: torch.Tensor) -> torch.Tensor:

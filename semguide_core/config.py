@@ -318,8 +318,3 @@ def _checked(key, value, kind, meta, where):
         if hi is not None and item > hi:
             raise ConfigError(f"{bad}: must be <= {hi}")
     return value
-
-
-def defaults_as_yaml() -> str:
-    """params.yaml with every default, for `semguide params --defaults`."""
-    return yaml.safe_dump(dataclasses.asdict(Params()), sort_keys=False)

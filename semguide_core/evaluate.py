@@ -1,6 +1,6 @@
 """The paper's evaluation (Appendix A, Sec. 7.2) of the paintings that stage `paint` made, and its figures.
 
-- Table 1 (semantic similarity): a segmenter (DeepLabV3, the semantics engineer's) segments each final
+- Table 1 (semantic similarity): a segmenter (DeepLabV3, stage train_segmenter) segments each final
   canvas; its foreground (probability > 0.5) is scored against the true foreground mask of the target:
   accuracy = share of the true foreground pixels that are detected, |P & T| / |T|, and IoU. The same
   segmenter on the targets themselves is the reference row: no painting can be expected to beat it.
@@ -41,11 +41,6 @@ def foreground_accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> torch.T
     total = t.flatten(1).sum(1).float()
     empty_ok = (~p).flatten(1).all(1).float()
     return torch.where(total > 0, hits / total.clamp(min=1), empty_ok)
-
-
-def segmentation_iou(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """IoU of the binarised masks [N, H, W] per image (two empty masks agree: 1)."""
-    return mask_iou(predicted, truth)
 
 
 def resized(x: torch.Tensor, side: int, nearest: bool = False) -> torch.Tensor:
@@ -107,7 +102,7 @@ def score_agent(target, canvas, frames, counts, truth, predicted, l2_side: int, 
     bg_progress = progress(target, frames, 1 - truth).mean(0).numpy()
     return {
         "seg_accuracy": 100 * float(foreground_accuracy(predicted[:, 0], truth[:, 0]).mean()),
-        "seg_iou": 100 * float(segmentation_iou(predicted[:, 0], truth[:, 0]).mean()),
+        "seg_iou": 100 * float(mask_iou(predicted[:, 0], truth[:, 0]).mean()),
         "fg_l2": float(masked_l2(target, canvas, truth, l2_side).mean()),
         "fg_rmse": float(foreground_rmse(target, canvas, truth).mean()),
         "l2": float(masked_l2(target, canvas, torch.ones_like(truth), l2_side).mean()),

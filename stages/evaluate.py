@@ -15,9 +15,10 @@ from semguide_core.config import load_params
 from semguide_core.data.prepared import load_prepared
 from semguide_core.errors import DataError
 from semguide_core.evaluate import (comparison_figure, foreground_accuracy, masked_l2, score_agent,
-                                    segmentation_iou, sequence_figure, tables, write_table)
+                                    sequence_figure, tables, write_table)
 from semguide_core.runtime import pick_device, run_stage, write_json
 from semguide_core.semantics import load_segmenter
+from semguide_core.semantics.boxes import mask_iou
 from semguide_core.semantics.datasets import masks_with_extracted
 from semguide_core.semantics.model_files import run_batched
 
@@ -81,7 +82,7 @@ def main():
                                    p.order_fraction)
     on_targets = run_batched(segmenter, targets, 32)
     reference = {"seg_accuracy": 100 * float(foreground_accuracy(on_targets[:, 0], truth[:, 0]).mean()),
-                 "seg_iou": 100 * float(segmentation_iou(on_targets[:, 0], truth[:, 0]).mean())}
+                 "seg_iou": 100 * float(mask_iou(on_targets[:, 0], truth[:, 0]).mean())}
 
     write_json("metrics/eval.json", {**scores, "target": reference, "images": len(idx),
                                      "dataset": params.dataset, "l2_side": p.l2_side,

@@ -21,7 +21,8 @@ def test_default_crop_is_canvas_sized_and_full_bbox_is_identity():
 def test_eq11_and_eq21_describe_the_same_zoom():
     bbox = torch.tensor([[0.2, 0.1, 0.5, 0.4]])
     H, W = 40, 60
-    A = align.bbox_to_affine(bbox, H, W)[0]       # input pixel -> output pixel
+    x, y, w, h = bbox[0].tolist()                 # Eq. 11: input pixel -> output pixel, x_out = W / w_b (x_in - x_b)
+    A = torch.tensor([[1 / w, 0.0, -W * x / w], [0.0, 1 / h, -H * y / h]])
     theta = align.bbox_to_theta(bbox)[0]          # output normalised -> input normalised
     x_in, y_in = 30.0, 12.0                       # a pixel coordinate inside the box
     x_out, y_out = (A @ torch.tensor([x_in, y_in, 1.0])).tolist()

@@ -32,7 +32,7 @@ def test_accuracy_and_iou_on_hand_computed_masks():
     predicted[0, 3, 3] = 0.6                                       # another extra
     predicted[0, 1, 1] = 0.4                                       # below 0.5: not detected
     assert E.foreground_accuracy(predicted, truth).item() == pytest.approx(3 / 4)
-    assert E.segmentation_iou(predicted, truth).item() == pytest.approx(3 / 6)
+    assert E.mask_iou(predicted, truth).item() == pytest.approx(3 / 6)
     # nothing detected, nothing to detect: perfect; something detected where nothing is: zero accuracy
     assert E.foreground_accuracy(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)).item() == 1
     assert E.foreground_accuracy(predicted, torch.zeros(1, 4, 4)).item() == 0

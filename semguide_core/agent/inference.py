@@ -1,6 +1,6 @@
 """A trained agent for painting: `load_agent(path, device)` and the episode rollout.
 
-`paint` (the paint/evaluate engineer's stage) calls `agent.act` one bundle at a time and composites with the
+The `paint` stage calls `agent.act` one bundle at a time and composites with the
 real rasteriser; `rollout` is the same loop for a batch of targets with one instance each, used for the
 validation canvases while training and for the stage's final metrics.
 """
