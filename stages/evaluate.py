@@ -14,15 +14,8 @@ import torch
 from semguide_core.config import load_params
 from semguide_core.data.prepared import load_prepared
 from semguide_core.errors import DataError
-from semguide_core.evaluate import (
-    comparison_figure,
-    foreground_accuracy,
-    masked_l2,
-    score_agent,
-    sequence_figure,
-    tables,
-    write_table,
-)
+from semguide_core.evaluate import (comparison_figure, foreground_accuracy, masked_l2, score_agent,
+                                    sequence_figure, tables, write_table)
 from semguide_core.runtime import pick_device, run_stage, write_json
 from semguide_core.semantics import load_segmenter
 from semguide_core.semantics.boxes import mask_iou
