@@ -22,7 +22,7 @@ from semguide_core.strokes import rasterise
 SIDE = 16
 TINY = AgentParams(episode_steps=2, envs=4, train_steps=8, warmup_steps=2, batch_size=8, replay_size=64,
                    actor_width=4, critic_width=4, disc_width=4, checkpoint_every=2, log_every=2, val_images=2,
-                   gamma=0.774)
+                   gamma=0.774, updates_per_step=1.0)
 
 
 class TinyRenderer(torch.nn.Module):
