@@ -20,7 +20,8 @@ def _fail(err: SemguideError):
 
 
 @app.command()
-def paint(images: List[Path] = typer.Argument(..., help="image files (any size; grey, RGBA, 16-bit converted)"),
+def paint(images: List[Path] = typer.Argument(..., help="image files (grey, RGBA, 16-bit converted; at most "
+                                                         "Pillow's limit of 179 M pixels)"),
           agent: str = typer.Option("semantic", help="semantic or baseline"),
           strokes: int = typer.Option(200, help="strokes per image"),
           out: Path = typer.Option(Path("paintings"), help="output folder"),

@@ -247,7 +247,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {err.start})") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML ({where}{problem})") from None
     params = build(Params, raw, where=str(path))
     check_consistent(params, str(path))
     return params
@@ -286,13 +289,24 @@ def build(cls, raw, where: str, prefix: str = ""):
     return cls(**values)
 
 
+def _number(text: str):
+    """1e-4 as people type it: YAML 1.1 (PyYAML) reads an exponent without a dot as a string."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _checked(key, value, kind, meta, where):
     bad = f"{where}: {key} = {value!r}"
     origin = typing.get_origin(kind) or kind
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{bad}: must be a list")
+        if meta.get("lo") is not None or meta.get("hi") is not None:  # a list of numbers
+            value = [_number(item) if isinstance(item, str) else item for item in value]
     elif kind is float:
+        value = _number(value) if isinstance(value, str) else value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{bad}: must be a number")
         value = float(value)

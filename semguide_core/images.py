@@ -21,12 +21,19 @@ SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 def open_image(path: str | Path, what: str = "image") -> Image.Image:
     """The decoded image, upright (EXIF orientation applied), any mode."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not an {what} file")
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
     try:
         with Image.open(path) as image:
             image.load()  # decode now, so a truncated file fails here and not later
             return ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError:
+        # Pillow's guard against files that decode to gigabytes; said plainly, with the way around it
+        raise DataError(f"{path}: more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, Pillow's limit for one image "
+                        "(its guard against decompression bombs); downscale it first, e.g. to 4000 px on its "
+                        "long side") from None
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError ... for broken files
         raise DataError(f"{path}: cannot read {what} ({type(err).__name__})") from None
 

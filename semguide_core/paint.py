@@ -346,6 +346,11 @@ class Models:
         return masks, gbp_maps(self.guided_expert, images, masks, boxes, self.gbp_percentile).detach()
 
 
+# `semguide paint` warns past MANY_STROKES strokes per image, with an estimate from these (measured at 64 px
+# on 2 cores: 200 strokes painted and exported in about 2 s, a 2.6 MB SVG)
+MANY_STROKES, SECONDS_PER_STROKE, SVG_BYTES_PER_STROKE = 2000, 0.01, 13_000
+
+
 def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200, out: Path = Path("paintings"),
                 divide: int = 1, models: Path = Path("models"), params_file: Path = Path("params.yaml")) -> int:
     """`semguide paint IMAGE... --agent semantic|baseline --strokes N --out DIR [--divide D]`.
@@ -365,6 +370,11 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
         raise SemguideError(f"--strokes {strokes} / --divide {divide}: must be >= 1")
     if out.exists() and not out.is_dir():
         raise SemguideError(f"--out {out}: exists and is not a folder")
+    total = strokes * (1 + divide * divide if divide > 1 else 1)
+    if total > MANY_STROKES:
+        print(f"warning: {total} strokes per image: about {total * SECONDS_PER_STROKE / 60:.0f} min and a "
+              f"{total * SVG_BYTES_PER_STROKE / 1e6:,.0f} MB SVG per image on 2 CPU cores "
+              f"(the agents were trained for 200)", file=sys.stderr)
     params = load_params(params_file)
     device = pick_device(params.device)
     loaded = Models.load(models / f"agent_{agent}.pt", agent, params.canvas, models / "psi.pt", models / "expert.pt",

@@ -90,3 +90,43 @@ def test_stage_reports_missing_input_in_one_line_and_writes_nothing(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == "error: artifacts/gbp/maps.npy: not found"
     assert not (tmp_path / "models/agent_semantic.pt").exists()
+
+
+@pytest.mark.slow
+def test_killed_stage_resumes_to_the_same_model_metrics_and_log(tmp_path):
+    """Killed after a checkpoint and re-run, train_agent ends exactly as an uninterrupted run."""
+    import json
+    import time
+    roots = {name: tmp_path / name for name in ("straight", "killed")}
+    for root in roots.values():
+        make_inputs(root)
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["agent"].update(train_steps=45, checkpoint_every=4)
+        (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run(roots["straight"], "baseline").returncode == 0
+
+    checkpoint = roots["killed"] / "checkpoints/agent_baseline.pt"
+    proc = subprocess.Popen([sys.executable, str(REPO / "stages/train_agent.py"), "baseline"], cwd=roots["killed"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # somewhere after the first checkpoint, with rows logged past it
+    proc.kill()
+    proc.wait()
+    assert checkpoint.exists() and not (roots["killed"] / "models/agent_baseline.pt").exists()
+    resumed = run(roots["killed"], "baseline")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    def metrics(root):
+        out = json.loads((root / "metrics/agent_baseline.json").read_text())
+        out.pop("train_minutes_this_run")
+        return out
+
+    assert metrics(roots["killed"]) == metrics(roots["straight"])
+    models = [torch.load(root / "models/agent_baseline.pt", weights_only=True)["state"] for root in roots.values()]
+    assert all(torch.equal(a, b) for a, b in zip(models[0].values(), models[1].values()))
+    logs = {name: {p.relative_to(root).as_posix(): p.read_text()
+                   for p in (root / "dvclive/agent_baseline/plots/metrics").rglob("*.tsv")}
+            for name, root in roots.items()}
+    assert logs["killed"] == logs["straight"] and len(logs["straight"]) > 5

@@ -55,6 +55,16 @@ def test_bad_values_are_named(tmp_path, text, message):
     assert message in str(err.value) and "params.yaml" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_numbers_as_people_type_them(tmp_path):
+    params = load_params(write(tmp_path, "renderer:\n  lr: 1e-4\nagent:\n  lr_decay_at: [5e-1, 0.8]\n"))
+    assert params.renderer.lr == 1e-4 and params.agent.lr_decay_at == [0.5, 0.8]
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    with pytest.raises(ConfigError, match=r"not valid YAML \(line 2, column 5: mapping values are not allowed"):
+        load_params(write(tmp_path, "eta: 2\n  nu: 3\n"))
+
+
 def test_missing_and_broken_files(tmp_path):
     with pytest.raises(ConfigError, match="nothere.yaml: file not found"):
         load_params(tmp_path / "nothere.yaml")

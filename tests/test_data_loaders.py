@@ -89,6 +89,23 @@ def test_cub_reads_16_bit_png_and_exif_rotated_jpeg_as_paint_does(tmp_path):
     assert abs(float(painted[0, H // 2, 2]) - image[H // 2, 2, 0] / 255) < 0.1  # paint reads it the same way
 
 
+def test_cub_annotations_with_a_byte_order_mark_load(tmp_path):
+    root = tmp_path / "CUB_200_2011"
+    write_cub(root)
+    for name in ("images.txt", "classes.txt", "image_class_labels.txt", "train_test_split.txt"):
+        (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes().replace(b"\n", b"\r\n"))
+    records = cub.load(root)
+    assert [r.label for r in records] == [0, 1, 1] and [r.split for r in records] == ["train", "test", "train"]
+
+
+def test_cub_split_value_other_than_0_or_1_is_named(tmp_path):
+    root = tmp_path / "CUB_200_2011"
+    write_cub(root)
+    (root / "train_test_split.txt").write_text("1 1\n2 yes\n3 1\n")
+    with pytest.raises(DataError, match="train_test_split.txt: image id 2 has is_training_image 'yes', expected 1 or 0"):
+        cub.load(root)
+
+
 def test_cub_missing_annotation_file(tmp_path):
     write_cub(tmp_path / "CUB_200_2011")
     (tmp_path / "CUB_200_2011" / "bounding_boxes.txt").unlink()

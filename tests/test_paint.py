@@ -202,6 +202,26 @@ def test_load_image_bad_files_are_one_line_errors(tmp_path):
         with pytest.raises(DataError, match=name) as err:
             P.load_image(tmp_path / name, 8)
         assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="is a directory, not an image file"):
+        P.load_image(tmp_path, 8)
+
+
+def test_image_over_pillows_pixel_limit_is_said_plainly(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+    Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # as a 200 M pixel photograph meets the real one
+    with pytest.raises(DataError, match="big.png: more than 2,000 pixels, Pillow's limit for one image .*downscale"):
+        P.load_image(tmp_path / "big.png", 8)
+
+
+def test_many_strokes_warn_with_an_estimate_before_painting(tmp_path, capsys):
+    write_baseline_agent(tmp_path / "models")
+    (tmp_path / "params.yaml").write_text("canvas: 16\ndevice: cpu\n")
+    with pytest.raises(SemguideError):  # the warning comes before any image is read
+        paint_files([tmp_path / "missing.png"], agent="baseline", strokes=100_000, out=tmp_path / "out",
+                    models=tmp_path / "no-models", params_file=tmp_path / "params.yaml")
+    err = capsys.readouterr().err
+    assert "warning: 100000 strokes per image: about 17 min and a 1,300 MB SVG per image" in err
 
 
 # ------------------------------------------------------------------------------------- `semguide paint`

@@ -43,13 +43,19 @@ def load(root: Path) -> list[Record]:
         mask_name = Path(relative).with_suffix(".png")
         records.append(Record(
             source=str((root / "images" / relative).relative_to(root.parent)),
-            split="train" if is_train[image_id] == "1" else "test",
+            split=_split(is_train[image_id], root / "train_test_split.txt", image_id),
             label=int(class_id) - 1,
             label_name=class_names[class_id],
             read=partial(_read, root / "images" / relative, segmentations / mask_name,
                          parts / mask_name if parts.is_dir() else None, boxes[image_id]),
         ))
     return records
+
+
+def _split(is_training_image: str, path: Path, image_id: str) -> str:
+    if is_training_image not in ("0", "1"):
+        raise DataError(f"{path}: image id {image_id} has is_training_image {is_training_image!r}, expected 1 or 0")
+    return "train" if is_training_image == "1" else "test"
 
 
 def _segmentations_dir(root: Path) -> Path:

@@ -41,7 +41,8 @@ def read_lines(path: Path, columns: int) -> list[list[str]]:
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first id
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split(maxsplit=columns - 1)
