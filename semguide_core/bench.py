@@ -1,4 +1,4 @@
-"""Throughput of the hot paths: the rasteriser and the neural renderer (forward, forward + backward).
+"""Throughput of the hot paths: the rasteriser, the neural renderer (forward, forward + backward), painting.
 
 `semguide bench` prints strokes per second at each canvas side. Numbers depend on the machine and on
 whatever else runs on it; the README records what they were on a quiet 2-core machine.
@@ -9,7 +9,11 @@ import time
 
 import torch
 
+from semguide_core.agent.env import in_channels
+from semguide_core.agent.inference import PaintingAgent
+from semguide_core.agent.networks import Actor, actor_arch
 from semguide_core.config import RendererParams
+from semguide_core.painting import make_scene, paint
 from semguide_core.renderer import build_renderer
 from semguide_core.strokes import random_strokes, rasterise
 
@@ -40,3 +44,22 @@ def bench_strokes(sides=(64, 128), batch: int = 64, renderer: RendererParams | N
         rows.append({"canvas": side, "rasteriser": per_second(lambda: rasterise(strokes, side), batch),
                      "renderer_forward": forward, "renderer_forward_backward": per_second(forward_backward, batch)})
     return rows
+
+
+def bench_painting(params, sides: tuple[int, ...] = (), strokes: int = 200, images: int = 1) -> dict[int, float]:
+    """Milliseconds per image to paint `strokes` strokes on the CPU, per canvas side (default: the params'
+    canvas and 128 px), with a semantic actor of the params' architecture (untrained: the cost is the same)
+    and the real rasteriser; Psi and the GBP map are not included (once per image)."""
+    p = params.agent
+    n_background = p.bundle - p.foreground_strokes
+    actor = Actor(**actor_arch(p, in_channels(True), n_background)).eval()
+    agent = PaintingAgent("semantic", "semantic", n_background, p.episode_steps, True, actor)
+    result = {}
+    for side in sides or (params.canvas, 128):
+        soft = torch.zeros(images, 1, side, side)
+        soft[..., side // 4: 3 * side // 4, side // 4: 3 * side // 4] = 1
+        scene = make_scene(torch.rand(images, 3, side, side), soft, soft, 0.0, 1)
+        started = time.perf_counter()
+        paint(agent, scene, strokes)
+        result[side] = 1000 * (time.perf_counter() - started) / images
+    return result

@@ -54,7 +54,7 @@ def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the 
     """Strokes/s of the rasteriser and the neural renderer at 64 and 128 px; ms per painted image."""
     import torch
 
-    from semguide_core.bench import bench_strokes
+    from semguide_core.bench import bench_painting, bench_strokes
     from semguide_core.config import load_params
     try:
         p = load_params(params)
@@ -66,8 +66,7 @@ def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the 
         typer.echo(f"{row['canvas']:>6}  {row['rasteriser']:>10.0f}  {row['renderer_forward']:>12.0f}  "
                    f"{row['renderer_forward_backward']:>16.0f}")
     if inference:
-        from semguide_core.paint import benchmark
-        for side, ms in benchmark(p).items():
+        for side, ms in bench_painting(p).items():
             typer.echo(f"paint 200 strokes at {side} px: {ms:.0f} ms per image")
 
 
@@ -86,6 +85,7 @@ def probe_actor(params: Path = typer.Option(Path("params.yaml"), help="params of
 
     from semguide_core import references as R
     from semguide_core.agent.data import load_pool
+    from semguide_core.metrics import image_means
     from semguide_core.agent.probe import run_probe
     from semguide_core.agent.spec import agent_spec
     from semguide_core.config import load_params
@@ -107,8 +107,8 @@ def probe_actor(params: Path = typer.Option(Path("params.yaml"), help="params of
     every_test = torch.as_tensor(pool.test)
     targets, masks = pool.images[every_test].float() / 255, pool.gt_masks[every_test].float()
     typer.echo(f"flat references on all {len(every_test)} test images: each image's mean colour, L2 "
-               f"{R.mse(R.mean_colour(targets), targets):.4f}; the object filled with its mean colour, "
-               f"foreground L2 {R.foreground_mse(R.object_mean_colour(targets, masks), targets, masks):.4f}")
+               f"{image_means(targets, R.mean_colour(targets), masks)['l2']:.4f}; the object filled with its mean colour, "
+               f"foreground L2 {image_means(targets, R.object_mean_colour(targets, masks), masks)['fg_l2']:.4f}")
 
 
 @app.command()

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from semguide_core.figures import save_grid
+from semguide_core.metrics import psnr
 from semguide_core.runtime import atomic_path
 from semguide_core.semantics.boxes import mask_iou
 
@@ -68,12 +69,6 @@ def foreground_rmse(target: torch.Tensor, canvas: torch.Tensor, mask: torch.Tens
     squared = (mask * (target - canvas) ** 2).flatten(1).sum(1)
     count = 3 * mask.flatten(1).sum(1)
     return (squared / count.clamp(min=1e-12)).sqrt()
-
-
-def psnr(target: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB per image [N,3,H,W] in [0,1] (inf when equal)."""
-    mse = ((target - canvas) ** 2).flatten(1).mean(1)
-    return 10 * torch.log10(1 / mse)
 
 
 def progress(target: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

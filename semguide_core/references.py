@@ -11,13 +11,13 @@ PSNR is 10 log10(1 / MSE) of that mean MSE (peak 1).
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from semguide_core.data.prepared import load_prepared
+from semguide_core.metrics import db, image_means, mse
 from semguide_core.strokes import STROKE_SIZE, composite, paint
 
 # The optimum's strokes start in the cells of an OPTIMUM_GRID x OPTIMUM_GRID grid with the largest residual
@@ -29,24 +29,6 @@ def test_images(prepared_dir: str | Path = "artifacts/prepared") -> tuple[torch.
     data = load_prepared(prepared_dir)
     batch = data.tensors(data.split("test"))
     return batch.images, batch.masks
-
-
-def mse(canvas: torch.Tensor, targets: torch.Tensor) -> float:
-    """Mean squared error over pixels, channels and images."""
-    return ((canvas - targets) ** 2).mean().item()
-
-
-def foreground_mse(canvas: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> float:
-    """MSE over each image's foreground pixels, averaged over the images with a foreground (nan if none)."""
-    err = ((canvas - targets) ** 2).mean(1, keepdim=True)
-    area = masks.sum(dim=(1, 2, 3))
-    per_image = (err * masks).sum(dim=(1, 2, 3)) / area.clamp(min=1)
-    return per_image[area > 0].mean().item() if (area > 0).any() else float("nan")
-
-
-def psnr(mse_value: float) -> float:
-    """PSNR in dB (peak 1) of an MSE; an exact canvas is capped at 100 dB instead of infinity."""
-    return 10 * math.log10(1 / max(mse_value, 1e-10))
 
 
 def mean_colour(targets: torch.Tensor) -> torch.Tensor:
@@ -147,10 +129,10 @@ def reference_table(targets: torch.Tensor, masks: torch.Tensor, renderer=None, s
     if renderer is not None:
         canvases[f"optimum_{strokes}"] = (f"{strokes} strokes optimised per image, real rasteriser",
                                           optimum(targets, renderer, strokes, stage, steps, lr)[1])
-    rows = {key: (label, mse(canvas, targets)) for key, (label, canvas) in canvases.items()}
+    rows = {key: (label, mse(targets, canvas).mean().item()) for key, (label, canvas) in canvases.items()}
     rows["object_mean_colour"] = ("object filled with its mean colour (foreground MSE)",
-                                  foreground_mse(object_mean_colour(targets, masks), targets, masks))
-    return {key: {"reference": label, "mse": value, "psnr_db": psnr(value), "images": len(targets)}
+                                  image_means(targets, object_mean_colour(targets, masks), masks)["fg_l2"])
+    return {key: {"reference": label, "mse": value, "psnr_db": db(value), "images": len(targets)}
             for key, (label, value) in rows.items()}
 
 

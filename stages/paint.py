@@ -18,7 +18,8 @@ from semguide_core.config import load_params
 from semguide_core.data.prepare import select
 from semguide_core.data.prepared import load_prepared
 from semguide_core.errors import DataError
-from semguide_core.paint import make_scene, paint, to_uint8
+from semguide_core.exports import to_uint8
+from semguide_core.painting import make_scene, paint
 from semguide_core.runtime import atomic_path, pick_device, run_stage, seed_everything, write_json
 from semguide_core.semantics import gbp_maps, load_expert, load_segmenter
 from semguide_core.semantics.boxes import mask_to_bbox

@@ -16,10 +16,10 @@ from semguide_core.agent.data import load_pool
 from semguide_core.agent.inference import agent_file, rollout
 from semguide_core.agent.replay import Replay
 from semguide_core.agent.spec import agent_spec
-from semguide_core.agent.train import CURVE_STROKES, distances, forget_logs_after, grid, painting_agent, train
+from semguide_core.agent.train import CURVE_STROKES, forget_logs_after, grid, painting_agent, train
 from semguide_core.config import load_params
 from semguide_core.errors import ConfigError
-from semguide_core.references import psnr
+from semguide_core.metrics import db, image_means
 from semguide_core.renderer import load_renderer
 from semguide_core.runtime import (Checkpoint, atomic_path, fingerprint, pick_device, run_stage, save_torch,
                                    seed_everything, write_json)
@@ -57,14 +57,14 @@ def main():
     ctx = pool.context(test, torch.zeros_like(test), device)
     out = rollout(agent, ctx, env.raster_density(params.canvas), keep=CURVE_STROKES)
     gt = pool.gt_masks[test].float().to(out["canvas"].device)
-    metrics = distances(out["canvas"], ctx.targets, gt)
-    curve = {f"test_l2_after_{n}_strokes": distances(canvas, ctx.targets, gt)["l2"] for n, canvas in out["frames"].items()}
+    metrics = image_means(ctx.targets, out["canvas"], gt)
+    curve = {f"test_l2_after_{n}_strokes": image_means(ctx.targets, canvas, gt)["l2"] for n, canvas in out["frames"].items()}
     shown = slice(0, p.val_images)
     with atomic_path(f"figures/agent_{spec.name}_val.png") as tmp:
         iio.imwrite(tmp, grid(ctx.targets[shown], out["canvas"][shown]), extension=".png")
     save_torch(f"models/agent_{spec.name}.pt", agent_file(agent, ddpg.actor_arch, params.canvas))
     write_json(f"metrics/agent_{spec.name}.json", {
-        "test_l2": metrics["l2"], "test_psnr_db": psnr(metrics["l2"]), "test_fg_l2": metrics["fg_l2"], **curve,
+        "test_l2": metrics["l2"], "test_psnr_db": db(metrics["l2"]), "test_fg_l2": metrics["fg_l2"], **curve,
         "n_test": len(test), **reached, "strokes": p.episode_steps * p.bundle,
         "train_minutes_this_run": round(minutes, 2),
         "actor_parameters": sum(t.numel() for t in ddpg.actor.parameters()),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from semguide_core.agent import env
-from semguide_core.agent.data import Pool, mask_bbox, sample_instance
+from semguide_core.agent.data import Pool, sample_instance
 from semguide_core.agent.ddpg import DDPG
 from semguide_core.agent.probe import run_probe
 from semguide_core.agent.replay import Replay
@@ -17,6 +17,7 @@ from semguide_core.agent.train import train
 from semguide_core.config import AgentParams, Params
 from semguide_core.errors import ConfigError, TrainingDiverged
 from semguide_core.runtime import Checkpoint
+from semguide_core.semantics.boxes import mask_to_bbox
 from semguide_core.strokes import rasterise
 
 SIDE = 16
@@ -43,7 +44,7 @@ def synthetic_pool(n=12) -> Pool:
     masks = torch.zeros(n, 1, SIDE, SIDE)
     masks[:, :, 4:12, 3:11] = 1
     instances = masks[:, 0].to(torch.uint8)
-    return Pool(images=images, masks=masks.half(), gbp=(masks * 0.5).half(), bboxes=mask_bbox(masks[:, 0]),
+    return Pool(images=images, masks=masks.half(), gbp=(masks * 0.5).half(), bboxes=mask_to_bbox(masks[:, 0]),
                 gt_masks=masks.to(torch.uint8), instances=instances, n_instances=np.ones(n, dtype=int),
                 train=[np.arange(8)], test=np.arange(8, n))
 

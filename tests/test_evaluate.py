@@ -11,6 +11,7 @@ import torch
 
 from semguide_core import evaluate as E
 from semguide_core.config import AgentParams
+from semguide_core.metrics import psnr
 
 TINY_ACTOR = AgentParams(actor_width=4, actor_blocks=[1], actor_hidden=8)  # an untrained actor that paints fast
 
@@ -55,7 +56,7 @@ def test_foreground_l2_is_the_frobenius_norm_of_the_masked_difference():
 
 def test_psnr_and_painting_progress():
     target = torch.full((1, 3, 2, 2), 0.5)
-    assert E.psnr(target, target - 0.1).item() == pytest.approx(20.0)
+    assert psnr(target, target - 0.1).item() == pytest.approx(20.0)
     mask = torch.zeros(1, 1, 2, 2)
     mask[0, 0, 0] = 1                                               # top row is foreground
     frames = torch.zeros(1, 3, 3, 2, 2)

@@ -7,11 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from semguide_core import paint as P
+from semguide_core import exports
+from semguide_core import painting as P
 from semguide_core import strokes as S
 from semguide_core.config import AgentParams
 from semguide_core.errors import DataError, SemguideError
-from semguide_core.evaluate import psnr
+from semguide_core.bench import bench_painting
+from semguide_core.images import load_image
+from semguide_core.metrics import psnr
 from semguide_core.paint import paint_files
 from semguide_core.runtime import run_stage
 
@@ -139,12 +142,12 @@ def test_paint_divided_paints_whole_then_patches_at_the_larger_side():
 def test_svg_round_trip_matches_the_rasterised_painting(kind):
     scene = scene_with_two_instances(side=32)
     painting = P.paint(RandomAgent(kind), scene, n_strokes=15)
-    svg = P.to_svg(painting.strokes[0], painting.region[0], scene.regions[0])
-    rendered = P.render_svg(svg)
+    svg = exports.to_svg(painting.strokes[0], painting.region[0], scene.regions[0])
+    rendered = exports.render_svg(svg)
     assert rendered.shape == (3, 32, 32)
     assert psnr(rendered[None], painting.canvas) > 30
     # and it is not trivially close: an empty SVG is far from the painting
-    empty = P.render_svg(P.to_svg(painting.strokes[0, :0], painting.region[0, :0], scene.regions[0]))
+    empty = exports.render_svg(exports.to_svg(painting.strokes[0, :0], painting.region[0, :0], scene.regions[0]))
     assert psnr(empty[None], painting.canvas) < 20
 
 
@@ -152,12 +155,12 @@ def test_svg_of_one_opaque_stroke_covers_what_the_rasteriser_covers():
     a = torch.tensor([[0.1, 0.2, 0.5, 0.9, 0.9, 0.7, 0.2, 0.4, 1.0, 0.5, 0.2, 0.6, 1.0]])
     density = S.rasterise(a, 32)
     canvas = S.composite(torch.zeros(1, 3, 32, 32), density, a[:, 10:13])[0]
-    rendered = P.render_svg(P.to_svg(a, torch.tensor([P.UNMASKED]), torch.ones(1, 32, 32)))
+    rendered = exports.render_svg(exports.to_svg(a, torch.tensor([P.UNMASKED]), torch.ones(1, 32, 32)))
     assert psnr(rendered[None], canvas[None]) > 30
 
 
 def test_strokes_record_has_13_numbers_flag_and_instance():
-    record = P.strokes_record(torch.rand(3, 13), torch.tensor([0, 2, P.UNMASKED]), 64, "semantic", "x.png")
+    record = exports.strokes_record(torch.rand(3, 13), torch.tensor([0, 2, P.UNMASKED]), 64, "semantic", "x.png")
     json.dumps(record)
     strokes = record["strokes"]
     assert [len(s["a"]) for s in strokes] == [13, 13, 13]
@@ -168,7 +171,7 @@ def test_strokes_record_has_13_numbers_flag_and_instance():
 
 def test_gif_has_one_frame_per_bundle(tmp_path):
     frames = [torch.full((3, 8, 8), v) for v in (0.0, 0.5, 1.0)]
-    P.save_gif(frames, tmp_path / "a.gif")
+    exports.save_gif(frames, tmp_path / "a.gif")
     with Image.open(tmp_path / "a.gif") as gif:
         assert gif.n_frames == 3
 
@@ -183,13 +186,13 @@ def test_load_image_converts_grey_rgba_16bit_and_tiny(tmp_path):
     Image.fromarray(np.full((6, 6), 65535 // 4, np.uint16)).save(tmp_path / "deep.png")
     Image.new("RGB", (1, 1), (0, 255, 0)).save(tmp_path / "dot.png")
 
-    grey = P.load_image(tmp_path / "grey.png", 16)
+    grey = load_image(tmp_path / "grey.png", 16)
     assert grey.shape == (3, 16, 16) and torch.allclose(grey, torch.full_like(grey, 128 / 255), atol=1e-3)
-    rgba = P.load_image(tmp_path / "rgba.png", 8)
+    rgba = load_image(tmp_path / "rgba.png", 8)
     assert torch.allclose(rgba[:, 0, 0], torch.tensor([1.0, 0, 0])) and torch.allclose(rgba[:, 7, 0], torch.ones(3))
-    deep = P.load_image(tmp_path / "deep.png", 8)
+    deep = load_image(tmp_path / "deep.png", 8)
     assert abs(float(deep.mean()) - 0.25) < 0.01
-    dot = P.load_image(tmp_path / "dot.png", 8)
+    dot = load_image(tmp_path / "dot.png", 8)
     assert torch.allclose(dot, torch.tensor([0.0, 1, 0])[:, None, None].expand(3, 8, 8))
 
 
@@ -200,10 +203,10 @@ def test_load_image_bad_files_are_one_line_errors(tmp_path):
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[:60])
     for name in ("notes.txt", "cut.png", "missing.png"):
         with pytest.raises(DataError, match=name) as err:
-            P.load_image(tmp_path / name, 8)
+            load_image(tmp_path / name, 8)
         assert "\n" not in str(err.value)
     with pytest.raises(DataError, match="is a directory, not an image file"):
-        P.load_image(tmp_path, 8)
+        load_image(tmp_path, 8)
 
 
 def test_image_over_pillows_pixel_limit_is_said_plainly(tmp_path, monkeypatch):
@@ -211,7 +214,7 @@ def test_image_over_pillows_pixel_limit_is_said_plainly(tmp_path, monkeypatch):
     Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # as a 200 M pixel photograph meets the real one
     with pytest.raises(DataError, match="big.png: more than 2,000 pixels, Pillow's limit for one image .*downscale"):
-        P.load_image(tmp_path / "big.png", 8)
+        load_image(tmp_path / "big.png", 8)
 
 
 def test_many_strokes_warn_with_an_estimate_before_painting(tmp_path, capsys):
@@ -334,5 +337,5 @@ def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
 def test_benchmark_reports_milliseconds_per_side():
     from semguide_core.config import Params
 
-    result = P.benchmark(Params(), sides=(16, 32), strokes=5)
+    result = bench_painting(Params(), sides=(16, 32), strokes=5)
     assert list(result) == [16, 32] and all(ms > 0 for ms in result.values())

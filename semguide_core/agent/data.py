@@ -20,6 +20,7 @@ from semguide_core import align
 from semguide_core.agent.rewards import Context
 from semguide_core.data.prepared import load_prepared
 from semguide_core.errors import DataError
+from semguide_core.semantics.boxes import mask_to_bbox
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Pool:
         if several.any():
             own = (self.instances[idx[several]] == instance[several, None, None]).float()[:, None]
             masks[several] = masks[several] * own
-            bboxes[several] = mask_bbox(own[:, 0])
+            bboxes[several] = mask_to_bbox(own[:, 0])
         return Context(targets=(self.images[idx].float() / 255).to(device), masks=masks.to(device),
                        gbp=self.gbp[idx].float().to(device), bboxes=bboxes.to(device))
 
@@ -90,18 +91,6 @@ def sample_instance(instances: torch.Tensor, n: int, gen: torch.Generator) -> in
     if areas.sum() == 0:
         return 0
     return int(torch.multinomial(areas, 1, generator=gen)) + 1
-
-
-def mask_bbox(masks: torch.Tensor) -> torch.Tensor:
-    """Normalised (x, y, w, h) [B, 4] of the non-zero pixels of masks [B, H, W] (full image if empty)."""
-    b, h, w = masks.shape
-    out = torch.tensor([0.0, 0.0, 1.0, 1.0]).repeat(b, 1)
-    for i in range(b):
-        ys, xs = torch.nonzero(masks[i] > 0.5, as_tuple=True)
-        if len(xs):
-            out[i] = torch.tensor([xs.min() / w, ys.min() / h, (xs.max() + 1 - xs.min()) / w,
-                                   (ys.max() + 1 - ys.min()) / h])
-    return out
 
 
 def load_pool(prepared_dir: str | Path, psi_dir: str | Path | None, gbp_dir: str | Path | None) -> Pool:

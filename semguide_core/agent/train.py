@@ -22,6 +22,7 @@ from semguide_core.agent.replay import Replay
 from semguide_core.agent.spec import AgentSpec
 from semguide_core.config import AgentParams
 from semguide_core.errors import TrainingDiverged
+from semguide_core.metrics import image_means
 from semguide_core.runtime import Checkpoint
 
 
@@ -129,21 +130,13 @@ def log_validation(live, ddpg: DDPG, val: dict, pool: Pool, updates: int) -> Non
         ids = pool.test if split == "test" else pool.train[0]
         out = rollout(painting_agent(ddpg), ctx, ddpg.density_fn, keep=CURVE_STROKES)
         gt = pool.gt_masks[torch.as_tensor(ids[:len(out["canvas"])])].float().to(out["canvas"].device)
-        for key, value in distances(out["canvas"], ctx.targets, gt).items():
+        for key, value in image_means(ctx.targets, out["canvas"], gt).items():
             live.log_metric(f"{split}/{key}", value)
         for n, canvas in out["frames"].items():
-            live.log_metric(f"{split}/l2_after_{n}_strokes", distances(canvas, ctx.targets, gt)["l2"])
+            live.log_metric(f"{split}/l2_after_{n}_strokes", image_means(ctx.targets, canvas, gt)["l2"])
         if split == "test":
             live.log_image("val_canvases.png", grid(ctx.targets, out["canvas"]))
     live.next_step()
-
-
-def distances(canvas: torch.Tensor, targets: torch.Tensor, gt_masks: torch.Tensor) -> dict:
-    """Whole-image L2 (MSE) and foreground L2 (MSE over ground-truth foreground pixels), image means."""
-    err = ((canvas - targets) ** 2).mean(1, keepdim=True)
-    fg = (err * gt_masks).sum(dim=(1, 2, 3)) / gt_masks.sum(dim=(1, 2, 3)).clamp(min=1)
-    has_fg = gt_masks.sum(dim=(1, 2, 3)) > 0
-    return {"l2": err.mean().item(), "fg_l2": fg[has_fg].mean().item() if has_fg.any() else float("nan")}
 
 
 def grid(targets: torch.Tensor, canvases: torch.Tensor) -> np.ndarray:

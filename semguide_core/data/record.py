@@ -84,11 +84,22 @@ def pixel_box(x: float, y: float, w: float, h: float, width: int, height: int) -
     return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
-def mask_box(mask: np.ndarray) -> tuple:
-    """The normalised (x, y, w, h) of the pixels where `mask` is true; (0, 0, 0, 0) for an empty mask."""
+def mask_pixel_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The tightest box (x, y, w, h) in whole pixels around the true pixels of `mask` [H, W]; None if none.
+
+    The one mask-to-box rule of the project: the loaders, the sample generator and (through
+    `semantics.boxes.mask_to_bbox`) Psi, painting and the agents' instances all use it.
+    """
     rows, cols = np.nonzero(mask)
     if len(rows) == 0:
+        return None
+    return int(cols.min()), int(rows.min()), int(cols.max() + 1 - cols.min()), int(rows.max() + 1 - rows.min())
+
+
+def mask_box(mask: np.ndarray) -> tuple:
+    """The normalised (x, y, w, h) of the pixels where `mask` is true; (0, 0, 0, 0) for an empty mask."""
+    box = mask_pixel_box(mask)
+    if box is None:
         return (0.0, 0.0, 0.0, 0.0)
     height, width = mask.shape
-    return pixel_box(cols.min(), rows.min(), cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min(),
-                     width, height)
+    return pixel_box(*box, width, height)

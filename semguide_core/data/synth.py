@@ -29,6 +29,7 @@ import scipy.io
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from semguide_core.data.record import mask_pixel_box
 from semguide_core.errors import DataError
 from semguide_core.runtime import atomic_path
 
@@ -141,12 +142,6 @@ def is_train(ordinal: int, per_class: float, train_fraction: float) -> bool:
     return ordinal < n_train
 
 
-def pixel_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, w, h) in pixels of the true pixels of a non-empty mask."""
-    rows, cols = np.nonzero(mask)
-    return cols.min(), rows.min(), cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()
-
-
 # --------------------------------------------------------------------------------------------- birds
 EYES = {"Red": (215, 25, 25), "Yellow": (250, 220, 0)}
 CROWNS = {"Orange": (255, 125, 0), "Blue": (35, 85, 235)}
@@ -233,7 +228,7 @@ def write_birds(root: Path, seed: int, count: int, train_fraction: float = 0.75)
             save_png(tmp / "part_masks" / f"{relative}.png", part.astype(np.uint8) * 255)
             lines["images"].append(f"{image_id} {relative}.jpg")
             lines["image_class_labels"].append(f"{image_id} {label + 1}")
-            lines["bounding_boxes"].append(f"{image_id} " + " ".join(f"{v:.1f}" for v in pixel_box(mask)))
+            lines["bounding_boxes"].append(f"{image_id} " + " ".join(f"{v:.1f}" for v in mask_pixel_box(mask)))
             train = is_train((image_id - 1) // len(names), count / len(names), train_fraction)
             lines["train_test_split"].append(f"{image_id} {int(train)}")
         (tmp / "classes.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(names)))
@@ -311,7 +306,7 @@ def write_cars(root: Path, truth: Path, seed: int, count: int, train_fraction: f
             fname = f"{len(annotations[split]) + 1:05d}.jpg"
             save_jpeg(tmp / f"cars_{split}" / fname, rgb)
             save_png(tmp_truth / f"cars_{split}" / fname.replace(".jpg", ".png"), mask.astype(np.uint8) * 255)
-            x, y, w, h = pixel_box(mask)  # MATLAB convention: 1-based, inclusive
+            x, y, w, h = mask_pixel_box(mask)  # MATLAB convention: 1-based, inclusive
             annotations[split].append((x + 1, y + 1, x + w, y + h, label + 1, fname))
         (tmp / "devkit").mkdir()
         # as published: the devkit's test annotations have no class; the labelled file came later

@@ -8,24 +8,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from semguide_core.data.record import mask_box
+
+WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
+
 
 def mask_to_bbox(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """The tightest box around the pixels above `threshold`: masks [N, H, W] -> boxes [N, 4].
+    """The tightest box around the pixels above `threshold`: masks [N, H, W] -> boxes [N, 4] (data.record's rule).
 
     An empty mask gives the whole image (0, 0, 1, 1): the crop of a frame with no detected object is
     the frame itself, which keeps every later step defined.
     """
-    n, h, w = masks.shape
-    on = masks > threshold
-    rows, cols = on.any(dim=2), on.any(dim=1)  # [N, H], [N, W]
-    boxes = torch.tensor([0.0, 0.0, 1.0, 1.0]).repeat(n, 1)
-    for i in range(n):
-        if not rows[i].any():
-            continue
-        ys, xs = rows[i].nonzero()[:, 0], cols[i].nonzero()[:, 0]
-        y0, y1, x0, x1 = ys.min().item(), ys.max().item() + 1, xs.min().item(), xs.max().item() + 1
-        boxes[i] = torch.tensor([x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h])
-    return boxes
+    boxes = [mask_box((m > threshold).cpu().numpy()) for m in masks]
+    return torch.tensor([box if box[2] > 0 else WHOLE_IMAGE for box in boxes], dtype=torch.float32).reshape(-1, 4)
 
 
 def bbox_to_mask(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
