@@ -86,7 +86,7 @@ def probe_actor(params: Path = typer.Option(Path("params.yaml"), help="params of
     from semguide_core import references as R
     from semguide_core.agent.data import load_pool
     from semguide_core.metrics import image_means
-    from semguide_core.agent.probe import run_probe
+    from semguide_core.probe import run_probe
     from semguide_core.agent.spec import agent_spec
     from semguide_core.config import load_params
     from semguide_core.renderer import load_renderer
@@ -163,7 +163,7 @@ def check_params(path: Path = typer.Argument(Path("params.yaml"))):
 @app.command()
 def profile(path: Path = typer.Argument(..., help="a profile YAML, e.g. profiles/paper.yaml")):
     """Print `-S key=value` arguments for `dvc exp run` from a profile: dvc exp run $(semguide profile P)."""
-    from semguide_core.agent.profile import profile_args
+    from semguide_core.profiles import profile_args
     try:
         typer.echo(" ".join(profile_args(path)))
     except SemguideError as err:

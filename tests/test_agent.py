@@ -9,9 +9,9 @@ import torch
 from semguide_core.agent import env
 from semguide_core.agent.data import Pool, sample_instance
 from semguide_core.agent.ddpg import DDPG
-from semguide_core.agent.probe import run_probe
+from semguide_core.probe import run_probe
 from semguide_core.agent.replay import Replay
-from semguide_core.agent.rewards import Context, Rewards, RewardWeights, focus_distance
+from semguide_core.agent.rewards import Context, Rewards, RewardWeights, focus_distance, total_reward
 from semguide_core.agent.spec import agent_spec
 from semguide_core.agent.train import train
 from semguide_core.config import AgentParams, Params
@@ -106,7 +106,7 @@ def test_focus_distance_hand_case_and_invariance_to_extent():
     assert focus_distance(target, canvas, 0.3 * g_wide).item() == pytest.approx(0.25, rel=1e-4)
 
 
-@pytest.mark.parametrize("weights", [RewardWeights(1, 0, 0), RewardWeights(1, 2, 10), RewardWeights(0, 0, 1)])
+@pytest.mark.parametrize("weights", [RewardWeights(), RewardWeights(eta=2, nu=10), RewardWeights(nu=1)])
 def test_stroke_towards_target_earns_positive_reward(weights):
     stroke = torch.tensor([[0.2, 0.3, 0.5, 0.5, 0.8, 0.7, 0.3, 0.3, 1.0, 1.0, 0.9, 0.6, 0.1]])
     canvas = torch.zeros(1, 3, 32, 32)
@@ -124,15 +124,14 @@ def test_image_scale_makes_eq19_one_pixel_weighted_l2():
     target, canvas = torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.5)  # e^2 = 0.25 everywhere
     ones = torch.ones(1, 1, 8, 8)
     ctx = Context(target, ones, 0.5 * ones, torch.tensor([[0.25, 0.25, 0.5, 0.5]]))  # object: a quarter
-    weights = RewardWeights(1, 2, 10)
+    weights = RewardWeights(eta=2, nu=10)
     image = Rewards(weights, "l2", scale="image").distances(canvas, ctx)
     crop = Rewards(weights, "l2", scale="crop").distances(canvas, ctx)
     assert {k: v.item() for k, v in crop.items()} == pytest.approx({"background": .25, "foreground": .25, "focus": .25})
     # object pixels are a quarter of the image: .25 * .25; salient: (0.5 * 0.5)^2 = .0625 on a quarter
     assert {k: v.item() for k, v in image.items()} == pytest.approx(
         {"background": .25, "foreground": .0625, "focus": .015625})
-    weighted = sum(getattr(weights, k) * v for k, v in image.items())
-    assert weighted.item() == pytest.approx(0.25 * (1 + (2 + 10 * 0.25) * 0.25))
+    assert total_reward(image, weights).item() == pytest.approx(0.25 * (1 + (2 + 10 * 0.25) * 0.25))
 
 
 def test_cell_weights_favour_small_cells_and_average_one():
@@ -309,7 +308,7 @@ def test_probe_trains_at_a_constant_learning_rate():
 
 # ---------------------------------------------------------------------------------------------- profiles
 def test_paper_profile_becomes_dvc_set_args_and_typos_are_named(tmp_path):
-    from semguide_core.agent.profile import profile_args
+    from semguide_core.profiles import profile_args
     args = profile_args(Path(__file__).resolve().parents[1] / "profiles/paper.yaml")
     assert "agent.actor_blocks=[2,2,2]" in args and "canvas=128" in args and args[0] == "-S"
     bad = tmp_path / "bad.yaml"

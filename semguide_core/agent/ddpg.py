@@ -54,7 +54,8 @@ class DDPG:
         self.nets = {"actor": self.actor, "critic": self.critic}
         self.opts = {"actor": torch.optim.Adam(self.actor.parameters(), lr=p.actor_lr),
                      "critic": torch.optim.Adam(self.critic.parameters(), lr=p.critic_lr)}
-        if p.distance == "wgan":
+        self.wgan = p.distance == "wgan"  # L is WGAN: two discriminators to train, and they score the rewards
+        if self.wgan:
             self.nets["disc_full"] = Discriminator(p.disc_width).to(device)
             self.nets["disc_fg"] = Discriminator(p.disc_width).to(device)
             for name in ("disc_full", "disc_fg"):
@@ -63,7 +64,7 @@ class DDPG:
         milestones = [int(f * total_updates) for f in p.lr_decay_at]
         self.scheds = {name: torch.optim.lr_scheduler.MultiStepLR(opt, milestones, p.lr_decay)
                        for name, opt in self.opts.items()}
-        critics = (self.targets["disc_full"], self.targets["disc_fg"]) if p.distance == "wgan" else None
+        critics = (self.targets["disc_full"], self.targets["disc_fg"]) if self.wgan else None
         self.rewards = Rewards(spec.weights, p.distance, critics, p.reward_scale)
 
     # ------------------------------------------------------------------------------------------ acting
@@ -87,43 +88,61 @@ class DDPG:
 
     # ----------------------------------------------------------------------------------------- learning
     def update(self, canvas0: torch.Tensor, t: torch.Tensor, action: torch.Tensor, ctx: Context) -> dict:
-        """One update on a replay batch (C_t, t, a_t, context); returns the losses and reward terms."""
-        p, T = self.p, self.p.episode_steps
-        logs, not_done = {}, (t + 1 < T).float()
+        """One update on a replay batch (C_t, t, a_t, context): the WGAN discriminators when L is WGAN,
+        the critic (Eq. 18), the actor (Eq. 17), then the soft update of the target networks."""
+        logs = {}
         # the rewards weigh with the S_I that the strokes are composited with (0/1), the actor sees the soft
         # one: with the soft mask, background strokes coloured its edge pixels and the focus term (nu = 10)
         # pulled their colour towards the object's
         scored = replace(ctx, masks=env.stroke_mask(ctx.masks))
-        if p.distance == "wgan" or p.gamma > 0:
+        if self.wgan or self.p.gamma > 0:
             with torch.no_grad():
                 canvas1 = self.paint(canvas0, action, ctx)
-        if p.distance == "wgan":
+        if self.wgan:
             logs.update(self.update_discriminators(canvas1, scored))
-
-        # critic (Eq. 18): V(s_t+1) towards gamma * (r(s_t+1, a_t+1) + V'(s_t+2)), 0 after the last step.
-        # With gamma = 0, V is 0 by definition: the critic is skipped and the actor is myopic (cheaper on CPU).
-        if p.gamma > 0:
-            with torch.no_grad():
-                next_action, _ = self.bundle(self.targets["actor"], canvas1, ctx, t + 1)
-                canvas2 = self.paint(canvas1, next_action, ctx)
-                r1, _ = self.rewards(canvas1, canvas2, scored)
-                v2 = self.targets["critic"](self.observe(canvas2, ctx, t + 2))
-                target = p.gamma * not_done * (r1 + v2 * (t + 2 < T).float())
-            critic_loss = ((self.critic(self.observe(canvas1, ctx, t + 1)) - target) ** 2).mean()
+        # with gamma = 0, V is 0 by definition: the critic is skipped and the actor is myopic (cheaper on CPU)
+        if self.p.gamma > 0:
+            critic_loss = self.critic_loss(canvas1, t, ctx, scored)
             self.step("critic", critic_loss)
             logs["loss/critic"] = critic_loss.item()
+        actor_loss, reward, terms = self.actor_loss(canvas0, t, ctx, scored)
+        self.step("actor", actor_loss)
+        self.soft_update()
+        logs.update({"loss/actor": actor_loss.item(), "reward/total": reward.mean().item()})
+        logs.update({f"reward/{k}": v.mean().item() for k, v in terms.items()})
+        return logs
 
-        # actor (Eq. 17): backpropagate r + V through the frozen renderer into the strokes. A bi-level agent
-        # gives each stroke type its own reward (Sec. 4.1): the background strokes learn from r_b (Eq. 5),
-        # the foreground strokes from the whole of Eq. 19. The canvas is the same; only the gradient paths
-        # differ. (Measured with one reward for all: nu = 10 drove the background strokes' colour into the
-        # sigmoid's flat end at step 0, and they stayed grey.)
+    def critic_loss(self, canvas1: torch.Tensor, t: torch.Tensor, ctx: Context, scored: Context) -> torch.Tensor:
+        """Eq. 18: V(s_t+1) towards gamma * (r(s_t+1, a_t+1) + V'(s_t+2)), 0 after the last step.
+
+        a_t+1 comes from the target actor, V' is the target critic; r(s_t, a_t) cancels from both sides.
+        """
+        p, T = self.p, self.p.episode_steps
+        with torch.no_grad():
+            next_action, _ = self.bundle(self.targets["actor"], canvas1, ctx, t + 1)
+            canvas2 = self.paint(canvas1, next_action, ctx)
+            r1, _ = self.rewards(canvas1, canvas2, scored)
+            v2 = self.targets["critic"](self.observe(canvas2, ctx, t + 2))
+            target = p.gamma * (t + 1 < T).float() * (r1 + v2 * (t + 2 < T).float())
+        return ((self.critic(self.observe(canvas1, ctx, t + 1)) - target) ** 2).mean()
+
+    def actor_loss(self, canvas0: torch.Tensor, t: torch.Tensor, ctx: Context,
+                   scored: Context) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Eq. 17: -E[r(s_t, a_t) + V(s_t+1)], backpropagated through the frozen renderer into the strokes.
+
+        Returns the loss, the reward r [B] and its terms. A bi-level agent gives each stroke type its own
+        reward (Sec. 4.1): the background strokes learn from r_b (Eq. 5), the foreground strokes from the
+        whole of Eq. 19. The canvas is the same; only the gradient paths differ. (Measured with one reward
+        for all: nu = 10 drove the background strokes' colour into the sigmoid's flat end at step 0, and
+        they stayed grey.)
+        """
+        not_done = (t + 1 < self.p.episode_steps).float()
         bundle, cells = self.bundle(self.actor, canvas0, ctx, t)
         density, rgb = env.densities(bundle, self.density_fn, canvas0.shape[-2:]), bundle[..., 10:13]
         masks = env.stroke_mask(ctx.masks) if self.spec.bilevel else None
         paint = lambda d, c: env.composite_bundle(canvas0, d, c, self.n_background, masks)  # noqa: E731
         value_of = lambda canvas: (self.critic(self.observe(canvas, ctx, t + 1)) * not_done  # noqa: E731
-                                   if p.gamma > 0 else 0.0)
+                                   if self.p.gamma > 0 else 0.0)
         if not self.spec.bilevel:
             painted = paint(density, rgb)
             reward, terms = self.rewards(canvas0, painted, scored)
@@ -138,13 +157,7 @@ class DDPG:
             reward, terms = self.rewards(canvas0, for_fg, scored, before)
             r_b = before["background"] - self.rewards.background(for_bg, scored)
             objective = reward + value_of(for_fg) + r_b + value_of(for_bg)
-        actor_loss = -(cell_weights(cells, p.cell_weighting) * objective).mean()
-        self.step("actor", actor_loss)
-
-        self.soft_update()
-        logs.update({"loss/actor": actor_loss.item(), "reward/total": reward.mean().item()})
-        logs.update({f"reward/{k}": v.mean().item() for k, v in terms.items()})
-        return logs
+        return -(cell_weights(cells, self.p.cell_weighting) * objective).mean(), reward, terms
 
     def update_discriminators(self, canvas: torch.Tensor, ctx: Context) -> dict:
         """WGAN-GP: real pair (target, target), fake pair (target, canvas); full image and aligned crops."""

@@ -3,7 +3,7 @@
     r_b     = L(I, C_t) - L(I, C_t+1)                                   Eq. 5
     r_f     = L(Z^I * Z^S, Z^C_t * Z^S) - L(Z^I * Z^S, Z^C_t+1 * Z^S)     Eq. 12 (aligned crops, Omega)
     r_focus = L^G_t - L^G_t+1                                           Eq. 14-15 (G_I within S_I)
-    r       = r_b + w_fg * r_f + w_focus * r_focus                      Eq. 19 (w = eta, nu) / Eq. 20 (w_focus = kappa)
+    r       = r_b + eta * r_f + nu * r_focus                            Eq. 19 (Eq. 20: eta = 0, nu = kappa)
 
 L is either the WGAN distance of a target-conditioned discriminator D (L = -D(target, image), as in the
 published code: the reward is how much more target-like the canvas became) or the mean squared error.
@@ -51,13 +51,22 @@ def focus_distance(zoomed_targets: torch.Tensor, zoomed_canvas: torch.Tensor, zo
 
 @dataclass(frozen=True)
 class RewardWeights:
-    background: float  # weight of r_b (1 in Eq. 19 and 20)
-    foreground: float  # eta (Eq. 19); 0 = no foreground reward
-    focus: float       # nu (Eq. 19) or kappa (Eq. 20); 0 = no focus reward
+    """The weights of Eq. 19; the baseline has neither, the focus ablation (Eq. 20) has eta = 0, nu = kappa."""
+    eta: float = 0.0  # foreground reward r_f; 0 = none
+    nu: float = 0.0   # focus reward r_focus; 0 = none
+
+
+def total_reward(terms: dict, w: RewardWeights) -> torch.Tensor:
+    """Eq. 19: r = r_b + eta * r_f + nu * r_focus, from the terms {'background', 'foreground', 'focus'}.
+
+    Eq. 20 (the focus ablation) is the same sum with eta = 0 and nu = kappa. A term whose weight is 0 is
+    not computed, and is absent from `terms`.
+    """
+    return terms["background"] + w.eta * terms.get("foreground", 0.0) + w.nu * terms.get("focus", 0.0)
 
 
 class Rewards:
-    """The distances of one agent and its weighted reward (Eq. 19). `distance`: 'wgan' or 'l2'.
+    """The distances of one agent and its reward (Eq. 5, 12, 14-15, 19). `distance`: 'wgan' or 'l2'.
 
     For 'wgan', `critics` = (D for the full image, D for the aligned foreground crops) score the distance;
     they are trained by `ddpg.DDPG` (WGAN-GP), here they are only read.
@@ -75,25 +84,24 @@ class Rewards:
     """
 
     def __init__(self, weights: RewardWeights, distance: str, critics=None, scale: str = "image"):
-        self.weights, self.distance, self.critics = weights, distance, critics
+        self.weights = weights
+        if distance == "l2":
+            self.full_distance = self.crop_distance = l2_distance
+        else:  # L = -D(target, image), one discriminator for the full image, one for the aligned crops
+            self.full_distance, self.crop_distance = (lambda t, x, d=d: -d(t, x) for d in critics)
         self.per_image_pixel = scale == "image" and distance == "l2"
-
-    def _distance(self, which: int, targets, images):
-        if self.distance == "l2":
-            return l2_distance(targets, images)
-        return -self.critics[which](targets, images)
 
     def distances(self, canvas: torch.Tensor, ctx: Context, zoomed: Context | None = None) -> dict:
         """The weighted terms' distances of one canvas, each [B]: 'background', 'foreground', 'focus'."""
         w = self.weights
         out = {"background": self.background(canvas, ctx)}
-        if w.foreground or w.focus:
+        if w.eta or w.nu:
             zoomed = zoomed or ctx.crops()
             zc = align.crop(canvas, ctx.bboxes)
             area = ctx.bboxes[:, 2] * ctx.bboxes[:, 3] if self.per_image_pixel else 1.0  # crop's share of the image
-            if w.foreground:
-                out["foreground"] = self._distance(1, zoomed.targets * zoomed.masks, zc * zoomed.masks) * area
-            if w.focus:
+            if w.eta:
+                out["foreground"] = self.crop_distance(zoomed.targets * zoomed.masks, zc * zoomed.masks) * area
+            if w.nu:
                 # G_I restricted to the object: the map is the expert's view of the object, and unmasked its
                 # values on nearby background made nu = 10 steer the background strokes (measured: they
                 # turned white, the colour that served the map, not the background)
@@ -104,7 +112,7 @@ class Rewards:
 
     def background(self, canvas: torch.Tensor, ctx: Context) -> torch.Tensor:
         """L(I, C) of the whole image alone, [B]: what r_b (Eq. 5) is the decrease of."""
-        return self._distance(0, ctx.targets, canvas)
+        return self.full_distance(ctx.targets, canvas)
 
     def __call__(self, canvas0: torch.Tensor, canvas1: torch.Tensor, ctx: Context,
                  before: dict | None = None) -> tuple[torch.Tensor, dict]:
@@ -112,9 +120,8 @@ class Rewards:
 
         before: `distances(canvas0, ctx)` when the caller already has them.
         """
-        zoomed = ctx.crops() if (self.weights.foreground or self.weights.focus) else None
+        zoomed = ctx.crops() if (self.weights.eta or self.weights.nu) else None
         before = before if before is not None else self.distances(canvas0, ctx, zoomed)
         after = self.distances(canvas1, ctx, zoomed)
         terms = {k: before[k] - after[k] for k in before}
-        total = sum(getattr(self.weights, k) * r for k, r in terms.items())
-        return total, terms
+        return total_reward(terms, self.weights), terms

@@ -33,13 +33,17 @@ class AgentSpec:
 
 
 def agent_spec(name: str, params: Params) -> AgentSpec:
-    only_background = RewardWeights(background=1.0, foreground=0.0, focus=0.0)
-    if name == "baseline":
-        return AgentSpec(name, False, False, False, False, only_background)
-    if name == "semantic":
-        return AgentSpec(name, True, True, True, False, RewardWeights(1.0, params.eta, params.nu))
-    if name == "focus_ablation":
-        return AgentSpec(name, False, False, True, True, RewardWeights(1.0, 0.0, params.kappa))
-    if name == "baseline_mask":
-        return AgentSpec(name, False, True, True, False, only_background)
-    raise ConfigError(f"unknown agent {name!r} (known: {', '.join(AGENTS)})")
+    """The agent called `name`, with its reward weights from params (eta, nu, kappa)."""
+    agents = {
+        "baseline": AgentSpec("baseline", bilevel=False, semantic_inputs=False, uses_semantics=False,
+                              ablation_data=False, weights=RewardWeights()),
+        "semantic": AgentSpec("semantic", bilevel=True, semantic_inputs=True, uses_semantics=True,
+                              ablation_data=False, weights=RewardWeights(eta=params.eta, nu=params.nu)),
+        "focus_ablation": AgentSpec("focus_ablation", bilevel=False, semantic_inputs=False, uses_semantics=True,
+                                    ablation_data=True, weights=RewardWeights(nu=params.kappa)),
+        "baseline_mask": AgentSpec("baseline_mask", bilevel=False, semantic_inputs=True, uses_semantics=True,
+                                   ablation_data=False, weights=RewardWeights()),
+    }
+    if name not in agents:
+        raise ConfigError(f"unknown agent {name!r} (known: {', '.join(AGENTS)})")
+    return agents[name]

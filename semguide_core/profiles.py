@@ -1,6 +1,6 @@
 """Turn a profile (a YAML file of params that differ from params.yaml) into `dvc exp run -S` arguments.
 
-    dvc exp run $(python -m semguide_core.agent.profile profiles/paper.yaml)
+    dvc exp run $(python -m semguide_core.profiles profiles/paper.yaml)
 
 Every key is checked against config.py first, so a typo fails here with the key's name.
 """
@@ -40,5 +40,5 @@ if __name__ == "__main__":
     try:
         print(" ".join(profile_args(sys.argv[1])))
     except (ConfigError, IndexError) as err:
-        print(f"error: {err or 'usage: python -m semguide_core.agent.profile PROFILE.yaml'}", file=sys.stderr)
+        print(f"error: {err or 'usage: python -m semguide_core.profiles PROFILE.yaml'}", file=sys.stderr)
         sys.exit(1)
