@@ -9,7 +9,6 @@ import time
 
 import torch
 
-from semguide_core.agent.env import in_channels
 from semguide_core.agent.inference import PaintingAgent
 from semguide_core.agent.networks import Actor, actor_arch
 from semguide_core.config import RendererParams
@@ -52,7 +51,7 @@ def bench_painting(params, sides: tuple[int, ...] = (), strokes: int = 200, imag
     and the real rasteriser; Psi and the GBP map are not included (once per image)."""
     p = params.agent
     n_background = p.bundle - p.foreground_strokes
-    actor = Actor(**actor_arch(p, in_channels(True), n_background)).eval()
+    actor = Actor(**actor_arch(p, True, n_background)).eval()
     agent = PaintingAgent("semantic", "semantic", n_background, p.episode_steps, True, actor)
     result = {}
     for side in sides or (params.canvas, 128):

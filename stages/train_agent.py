@@ -47,7 +47,7 @@ def main():
     if saved is not None:
         forget_logs_after(live_dir, saved["updates"])
     with Live(live_dir, dvcyaml=False, save_dvc_exp=False, resume=saved is not None) as live:
-        ddpg, reached = train(spec, p, pool, renderer, checkpoint, live, device)
+        ddpg, reached = train(spec, p, pool, renderer, checkpoint, live, device, saved)
     minutes = (time.time() - started) / 60
 
     # final metrics on every test image, painted with the real rasteriser (as `paint` paints): the error

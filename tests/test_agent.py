@@ -258,7 +258,7 @@ def test_nan_stops_with_clear_error_and_resume_ends_bit_for_bit_as_an_uninterrup
     assert saved is not None and saved["updates"] == 4 and saved["env_step"] == 6 and saved["replay"]["size"] == 24
     monkeypatch.setattr(DDPG, "update", real_update)
     live = Recorder()
-    resumed, reached = train(spec, p, pool, TinyRenderer(), checkpoint, live, "cpu")
+    resumed, reached = train(spec, p, pool, TinyRenderer(), checkpoint, live, "cpu", checkpoint.load())
     assert reached == {"env_steps": 12, "updates": 10}
     for name, net in straight.nets.items():  # same weights, bit for bit: the replay and sums were restored
         for a, b in zip(net.state_dict().values(), resumed.nets[name].state_dict().values()):

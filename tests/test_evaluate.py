@@ -87,7 +87,6 @@ def test_tables_and_markdown(tmp_path):
 # ---------------------------------------------------------------------------------- stages end to end
 def make_inputs(root: Path, side=32, n=6, models=True):
     """A tiny prepared dataset, Psi masks, GBP maps, and (models) two agents and a segmenter under root."""
-    from semguide_core.agent.env import in_channels
     from semguide_core.agent.inference import PaintingAgent, agent_file
     from semguide_core.agent.networks import Actor, actor_arch
     from semguide_core.data.prepared import INDEX_COLUMNS, PreparedDataset, write_prepared
@@ -121,7 +120,7 @@ def make_inputs(root: Path, side=32, n=6, models=True):
         return images, masks
     (root / "models").mkdir()
     for name, kind, semantic in (("baseline", "baseline", False), ("semantic", "semantic", True)):
-        arch = actor_arch(TINY_ACTOR, in_channels(semantic), n_background=5 if kind == "baseline" else 2)
+        arch = actor_arch(TINY_ACTOR, semantic, n_background=5 if kind == "baseline" else 2)
         agent = PaintingAgent(name, kind, 5 if kind == "baseline" else 2, 2, semantic, Actor(**arch))
         torch.save(agent_file(agent, arch, side), root / f"models/agent_{name}.pt")
     segmenter = Segmenter("mobilenet_v3_large", resolution=32)

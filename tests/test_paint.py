@@ -229,11 +229,10 @@ def test_many_strokes_warn_with_an_estimate_before_painting(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------- `semguide paint`
 def write_baseline_agent(models):
-    from semguide_core.agent.env import in_channels
     from semguide_core.agent.inference import PaintingAgent, agent_file
     from semguide_core.agent.networks import Actor, actor_arch
 
-    arch = actor_arch(TINY_ACTOR, in_channels(False), n_background=5)
+    arch = actor_arch(TINY_ACTOR, False, n_background=5)
     agent = PaintingAgent("baseline", "baseline", 5, 2, False, Actor(**arch))
     models.mkdir()
     torch.save(agent_file(agent, arch, 16), models / "agent_baseline.pt")
@@ -309,7 +308,6 @@ def test_paint_files_divide_writes_the_larger_painting(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
-    from semguide_core.agent.env import in_channels
     from semguide_core.agent.inference import PaintingAgent, agent_file
     from semguide_core.agent.networks import Actor, actor_arch
     from semguide_core.semantics.expert import Expert
@@ -318,7 +316,7 @@ def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
 
     models = tmp_path / "models"
     models.mkdir()
-    arch = actor_arch(TINY_ACTOR, in_channels(True), n_background=2)
+    arch = actor_arch(TINY_ACTOR, True, n_background=2)
     torch.save(agent_file(PaintingAgent("semantic", "semantic", 2, 4, True, Actor(**arch)), arch, 16),
                models / "agent_semantic.pt")
     save_model(models / "psi.pt", Psi([8, 16]), {"widths": [8, 16]})

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from semguide_core.agent.networks import Actor, cell_strokes
+from semguide_core.agent.networks import Actor, cell_strokes, cell_views
 from semguide_core.agent.placement import Placement, grid_cells, place, roi_mean
 
 SIDE = 16
@@ -99,3 +99,30 @@ def test_actor_reads_each_stroke_at_its_cell():
     a, b = actor(obs, cells)[0], actor(obs, swapped)[0]
     assert not torch.allclose(a, b)
     assert ((a[:, 0] - cells[0, :, 0]).abs() <= 0.5).all()  # ends within one cell (0.5) of the centre
+
+
+def test_cell_view_samples_the_area_the_stroke_reaches_at_the_cell_scale():
+    columns = torch.arange(8.0).expand(1, 1, 8, 8)                 # pixel value = its column
+    cell = torch.tensor([[[0.5, 0.5, 0.25, 0.25]]])                  # a 2 x 2 pixel cell in the middle
+    # reach 1: the view spans columns 2..5; 2 x 2 sub-cells average columns 2-3 and 4-5, on both rows
+    assert cell_views(columns, cell, side=2, reach=1.0)[0, 0].tolist() == pytest.approx([2.5, 4.5, 2.5, 4.5])
+    small = torch.tensor([[[0.5, 0.5, 0.125, 0.125]]])               # a one-pixel cell sees its 2 x 2 pixels
+    assert cell_views(columns, small, side=2, reach=1.0)[0, 0].tolist() == pytest.approx([3.0, 4.0, 3.0, 4.0])
+
+
+def test_actor_with_a_cell_view_reads_the_pixels_of_its_cell():
+    torch.manual_seed(0)
+    actor = Actor(in_channels=3, bundle=1, width=4, blocks=[1], hidden=8, reach=1.0, thickness=1.0,
+                  n_background=1, grids=[2], grid_steps=[], rank_by="mean_residual", view=2,
+                  view_channels=[0, 1, 2]).eval()
+    first = actor.heads[0][0]
+    assert first.in_features == 2 * 4 + 1 + 3 * 2 * 2               # features, image features, slot, view
+    with torch.no_grad():
+        first.weight[:, :2 * 4 + 1] = 0                              # the head now hears only the view
+    obs = torch.rand(1, 3, SIDE, SIDE)
+    cell = grid_cells(FULL, 4)[:, :1]                                # the top-left 4 x 4 pixels
+    inside, outside = obs.clone(), obs.clone()
+    inside[..., 1:3, 1:3] += 0.5
+    outside[..., 12:, 12:] += 0.5
+    assert not torch.allclose(actor(obs, cell), actor(inside, cell))
+    assert torch.equal(actor(obs, cell), actor(outside, cell))

@@ -48,7 +48,7 @@ class DDPG:
         self.spec, self.p, self.density_fn, self.device = spec, p, density_fn, device
         channels = env.in_channels(spec.semantic_inputs)
         self.n_background = n_background(spec, p)
-        self.actor_arch = actor_arch(p, channels, self.n_background)
+        self.actor_arch = actor_arch(p, spec.semantic_inputs, self.n_background)
         self.actor = Actor(**self.actor_arch).to(device)
         self.critic = Critic(channels, p.critic_width, list(p.critic_blocks)).to(device)
         self.nets = {"actor": self.actor, "critic": self.critic}

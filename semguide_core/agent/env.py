@@ -98,3 +98,9 @@ def actor_bundle(actor, canvas: torch.Tensor, ctx: Context, t, episode_steps: in
 
 def in_channels(semantic_inputs: bool) -> int:
     return BASE_CHANNELS + (SEMANTIC_CHANNELS if semantic_inputs else 0)
+
+
+def view_channels(semantic_inputs: bool) -> list[int]:
+    """The observation channels each stroke's head sees at its own cell (`networks.cell_views`): the canvas,
+    the target, and S_I for the semantic inputs."""
+    return [0, 1, 2, 3, 4, 5] + ([BASE_CHANNELS] if semantic_inputs else [])

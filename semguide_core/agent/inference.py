@@ -27,7 +27,6 @@ class PaintingAgent:
     steps: int             # bundles per training episode, T
     semantic_inputs: bool  # whether the actor reads mask, GBP map and bbox
     actor: Actor
-    canvas: int = 0        # canvas side it was trained at (0: not yet saved)
 
     @property
     def bundle(self) -> int:
@@ -69,7 +68,7 @@ def load_agent(path, device: torch.device | str = "cpu", name: str | None = None
     load_state(actor, saved["state"], path)
     actor = actor.to(device).eval().requires_grad_(False)
     return PaintingAgent(saved["name"], saved["kind"], saved["n_background"], saved["steps"],
-                         saved["semantic_inputs"], actor, saved["canvas"])
+                         saved["semantic_inputs"], actor)
 
 
 @torch.no_grad()

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from semguide_core.agent.placement import Placement, roi_mean
+from semguide_core.agent import env
+from semguide_core.agent.placement import Placement, grid_cells, roi_mean
 from semguide_core.config import AgentParams
 from semguide_core.strokes import STROKE_SIZE
 
@@ -71,8 +72,8 @@ class Actor(nn.Module):
     """Observation and the bundle's cells (placement.py) -> the bundle's strokes, [B, K, 13] in [0,1].
 
     A fully convolutional ResNet trunk gives a feature map; each stroke is read from the mean features of
-    its cell, the image's mean features and a one-hot of its slot k (so strokes sharing a cell can differ)
-    by a small MLP head shared by all cells. Its 13 outputs are relative to the cell (`cell_strokes`): the
+    its cell, the image's mean features, a one-hot of its slot k (so strokes sharing a cell can differ) and,
+    with `view` > 0, its cell's view (`cell_views`), by a small MLP head shared by all cells. Its 13 outputs are relative to the cell (`cell_strokes`): the
     stroke stays near its cell and is sized by it, so one head serves the coarse cells of the first bundles
     and the fine cells of the last. A bi-level agent has two heads, one for a_b and one for a_f (Eq. 2):
     with one shared head, Adam's per-parameter step sizes follow the foreground terms' larger gradients
@@ -81,12 +82,14 @@ class Actor(nn.Module):
 
     def __init__(self, in_channels: int, bundle: int, width: int, blocks: list[int], hidden: int,
                  reach: float, thickness: float, n_background: int, grids: list[int], grid_steps: list[int],
-                 rank_by: str):
+                 rank_by: str, view: int = 0, view_channels: tuple[int, ...] = ()):
         super().__init__()
         self.bundle, self.reach, self.thickness = bundle, reach, thickness
+        self.view, self.view_channels = view, list(view_channels)
         self.placement = Placement(bundle, n_background, tuple(grids), tuple(grid_steps), rank_by)  # where strokes go
         self.trunk, c = resnet_trunk(in_channels, width, blocks, norm=True)
-        self.heads = nn.ModuleList([nn.Sequential(nn.Linear(2 * c + bundle, hidden), nn.ReLU(),
+        inputs = 2 * c + bundle + len(self.view_channels) * view * view
+        self.heads = nn.ModuleList([nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(),
                                                   nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, STROKE_SIZE))
                                     for _ in range(2 if self.placement.bilevel else 1)])
 
@@ -95,10 +98,28 @@ class Actor(nn.Module):
         local = roi_mean(features, cells)                                    # [B, K, C]
         image = features.mean(dim=(2, 3))[:, None].expand_as(local)          # [B, K, C]
         slot = torch.eye(self.bundle, device=obs.device)[None].expand(len(obs), -1, -1)
-        x = torch.cat([local, image, slot], -1)
+        parts = [local, image, slot]
+        if self.view:
+            parts.append(cell_views(obs[:, self.view_channels], cells, self.view, self.reach))
+        x = torch.cat(parts, -1)
         k_bg = self.placement.n_background if self.placement.bilevel else self.bundle
         raw = torch.cat([head(part) for head, part in zip(self.heads, (x[:, :k_bg], x[:, k_bg:]))], 1)
         return cell_strokes(torch.sigmoid(raw), cells, self.reach, self.thickness)
+
+
+def cell_views(maps: torch.Tensor, cells: torch.Tensor, side: int, reach: float) -> torch.Tensor:
+    """Each cell's own view of maps [B, C, H, W]: side x side sub-cell means over the square its stroke can
+    reach (the cell's centre +- `reach` cells), [B, K, C * side * side].
+
+    Why: the trunk's features have a fixed stride (4 px), coarser than the cells of the finest grids and of
+    a small object's bbox; a stroke read only from them gets a blurred idea of the colours it should paint
+    (measured: grey birds). The view gives every head its cell at the cell's own scale, whatever its size.
+    """
+    b, k, _ = cells.shape
+    half = cells[..., 2:] * max(reach, 0.5)
+    region = torch.cat([cells[..., :2] - half, 2 * half], -1).reshape(b * k, 4)  # (x, y, w, h)
+    sub_cells = grid_cells(region, side).reshape(b, k * side * side, 4)
+    return roi_mean(maps, sub_cells, samples=4).reshape(b, k, -1)
 
 
 def cell_strokes(u: torch.Tensor, cells: torch.Tensor, reach: float, thickness: float) -> torch.Tensor:
@@ -116,11 +137,12 @@ def cell_strokes(u: torch.Tensor, cells: torch.Tensor, reach: float, thickness: 
     return torch.cat([p0, u[..., 2:4], p2, u[..., 6:8] * z_max, u[..., 8:]], -1)
 
 
-def actor_arch(p: AgentParams, in_channels: int, n_background: int) -> dict:
-    """The Actor's arguments from the agent params: what an agent file stores as `arch`."""
-    return dict(in_channels=in_channels, bundle=p.bundle, width=p.actor_width, blocks=list(p.actor_blocks),
+def actor_arch(p: AgentParams, semantic_inputs: bool, n_background: int) -> dict:
+    """The Actor's arguments from the agent params and its observation: what an agent file stores as `arch`."""
+    return dict(in_channels=env.in_channels(semantic_inputs), bundle=p.bundle, width=p.actor_width, blocks=list(p.actor_blocks),
                 hidden=p.actor_hidden, reach=p.stroke_reach, thickness=p.stroke_thickness,
-                n_background=n_background, grids=list(p.grids), grid_steps=list(p.grid_steps), rank_by=p.rank_by)
+                n_background=n_background, grids=list(p.grids), grid_steps=list(p.grid_steps), rank_by=p.rank_by,
+                view=p.cell_view, view_channels=env.view_channels(semantic_inputs))
 
 
 class Critic(nn.Module):

@@ -37,9 +37,11 @@ def painting_agent(ddpg: DDPG) -> PaintingAgent:
 
 
 def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Checkpoint, live,
-          device) -> tuple[DDPG, dict]:
+          device, saved: dict | None = None) -> tuple[DDPG, dict]:
     """Train the agent `spec` on `pool` with the neural renderer; logs through DVCLive `live`.
 
+    saved: what `checkpoint.load()` returned, to resume from (None: a fresh run); new checkpoints go to
+    `checkpoint`.
     Returns the trained DDPG and what was reached: environment steps and updates. The length is set in
     steps only, never in minutes, so the result does not depend on the machine's speed or load.
     """
@@ -48,7 +50,6 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
     replay = Replay(p.replay_size, pool.images.shape[-1], p.bundle)
     gen = torch.Generator().manual_seed(p.seed)
     env_step, updates, owed, sums = 0, 0, 0.0, {}
-    saved = checkpoint.load()
     if saved is not None:
         ddpg.load_state_dict(saved["ddpg"])
         replay.load_state_dict(saved["replay"])
@@ -57,7 +58,8 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
         env_step, updates, owed, sums = saved["env_step"], saved["updates"], saved["owed"], saved["sums"]
     val = {split: pool.context(torch.as_tensor(ids[:p.val_images]), torch.zeros(min(p.val_images, len(ids))), device)
            for split, ids in (("test", pool.test), ("train", pool.train[0]))}
-    last_saved = validated = updates if saved is not None else None  # a checkpoint's validation is logged
+    # a checkpoint is written right after a validation, so a resumed run has logged its step's validation
+    last_saved, validated = updates, (updates if saved is not None else None)
     bar = tqdm(total=p.train_steps, initial=env_step, desc=f"train_agent@{spec.name}")
     while env_step < p.train_steps:
         t = env_step % T
@@ -91,7 +93,7 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
                 live.log_metric("train/lr_actor", ddpg.scheds["actor"].get_last_lr()[0])
                 bar.set_postfix(reward=f"{sums['reward/total'] / p.log_every:.2e}")
                 sums = {}
-        if env_step % T == 0 and updates - (last_saved or 0) >= p.checkpoint_every:
+        if env_step % T == 0 and updates - last_saved >= p.checkpoint_every:
             log_validation(live, ddpg, val, pool, updates)
             validated = updates
             checkpoint.save({"ddpg": ddpg.state_dict(), "replay": replay.state_dict(), "rng": gen.get_state(),
