@@ -6,6 +6,7 @@ whatever else runs on it; the README records what they were on a quiet 2-core ma
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -62,3 +63,33 @@ def bench_painting(params, sides: tuple[int, ...] = (), strokes: int = 200, imag
         paint(agent, scene, strokes)
         result[side] = 1000 * (time.perf_counter() - started) / images
     return result
+
+
+def bench_refine(params, models: Path, prepared: Path, steps: tuple[int, ...] = (0, 50, 200),
+                 images: int = 8) -> list[dict]:
+    """`semguide paint --refine N` on the first `images` prepared test images: mean PSNR and seconds per image
+    (painting included) for each N, with the trained baseline agent and the renderer in `models` (the
+    baseline needs no Psi or GBP maps; refinement's cost is per image, so a few images measure it)."""
+    from semguide_core.agent import load_agent
+    from semguide_core.data.prepared import load_prepared
+    from semguide_core.metrics import psnr
+    from semguide_core.painting import refine
+    from semguide_core.renderer import load_renderer
+
+    data = load_prepared(prepared)
+    batch = data.tensors(data.split("test")[:images])
+    painter = load_agent(models / "agent_baseline.pt", "cpu", "baseline", params.canvas)
+    renderer = load_renderer(models / "renderer.pt", "cpu")
+    zeros = batch.masks.new_zeros(len(batch.images), 1, *batch.images.shape[-2:])
+    scene = make_scene(batch.images, zeros, zeros, params.paint.min_instance_area, params.paint.max_instances)
+    started = time.perf_counter()
+    painting = paint(painter, scene, params.paint.strokes)
+    paint_seconds = time.perf_counter() - started
+    rows = []
+    for n in steps:
+        started = time.perf_counter()
+        refined = refine(painting, scene, renderer, n) if n else painting
+        seconds = paint_seconds + time.perf_counter() - started
+        rows.append({"refine_steps": n, "psnr_db": psnr(batch.images, refined.canvas).mean().item(),
+                     "seconds_per_image": seconds / len(batch.images), "images": len(batch.images)})
+    return rows

@@ -27,11 +27,13 @@ def paint(images: List[Path] = typer.Argument(..., help="image files (grey, RGBA
           out: Path = typer.Option(Path("paintings"), help="output folder"),
           divide: int = typer.Option(1, help="paint D x D patches at D times the canvas (Huang's divide)"),
           models: Path = typer.Option(Path("models"), help="folder of the trained models"),
-          params: Path = typer.Option(Path("params.yaml"), help="params file the models were trained with")):
+          params: Path = typer.Option(Path("params.yaml"), help="params file the models were trained with"),
+          refine: int = typer.Option(0, help="then N Adam steps on all strokes against the image (slower, "
+                                             "more detail; not the agent alone)")):
     """Paint images with a trained agent: PNG, animated GIF, strokes JSON and SVG per image."""
     from semguide_core.paint import paint_files
     try:
-        status = paint_files(images, agent, strokes, out, divide, models, params)
+        status = paint_files(images, agent, strokes, out, divide, models, params, refine)
     except SemguideError as err:
         _fail(err)
     raise typer.Exit(status)
@@ -50,7 +52,9 @@ def data_synth(out: Path = typer.Option(Path("data"), help="data folder to write
 
 @app.command()
 def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the agent's architecture"),
-          inference: bool = typer.Option(True, help="also time painting 200 strokes per image")):
+          inference: bool = typer.Option(True, help="also time painting 200 strokes per image"),
+          refine: int = typer.Option(0, help="also `paint --refine` 0 / 50 / 200 on this many test images "
+                                             "with the trained baseline (models/, artifacts/prepared)")):
     """Strokes/s of the rasteriser and the neural renderer at 64 and 128 px; ms per painted image."""
     import torch
 
@@ -68,6 +72,15 @@ def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the 
     if inference:
         for side, ms in bench_painting(p).items():
             typer.echo(f"paint 200 strokes at {side} px: {ms:.0f} ms per image")
+    if refine:
+        from semguide_core.bench import bench_refine
+        try:
+            rows = bench_refine(p, Path("models"), Path("artifacts/prepared"), images=refine)
+        except SemguideError as err:
+            _fail(err)
+        for row in rows:
+            typer.echo(f"--refine {row['refine_steps']:>3}: {row['psnr_db']:.2f} dB, {row['seconds_per_image']:.1f} s "
+                       f"per image ({row['images']} test images, baseline agent)")
 
 
 @app.command("probe-actor")

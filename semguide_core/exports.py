@@ -117,7 +117,7 @@ def render_svg(svg: str) -> torch.Tensor:
 
 
 def export(painting: Painting, regions: torch.Tensor, base: Path, agent: str, source: str,
-           target_db: float) -> float:
+           target_db: float, refine_steps: int = 0) -> float:
     """Write base.png, .gif, .json and .svg for the first painting of the batch; returns SVG-vs-PNG PSNR.
 
     target_db, the painting's PSNR against the image it paints, is recorded in the JSON."""
@@ -128,8 +128,11 @@ def export(painting: Painting, regions: torch.Tensor, base: Path, agent: str, so
     record = strokes_record(painting.strokes[0], painting.region[0], regions.shape[-1], agent, source)
     record["svg_psnr_db"] = round(psnr_db, 2)
     record["psnr_db"] = round(target_db, 2)
+    record["refine_steps"] = refine_steps  # > 0: the agent's strokes were then optimised for the image
     save_png(painting.canvas[0], file(".png"))
     frames = [torch.zeros_like(painting.canvas[0])] + [f[0] for _, f in sorted(painting.frames.items())]
+    if not torch.equal(frames[-1], painting.canvas[0]):  # refined (`--refine`): the GIF ends on the result
+        frames.append(painting.canvas[0])
     save_gif(frames, file(".gif"))
     write_json(file(".json"), record)
     with atomic_path(file(".svg")) as tmp:

@@ -16,6 +16,8 @@ from semguide_core.exports import export
 from semguide_core.images import load_image
 from semguide_core.metrics import psnr
 from semguide_core.painting import make_scene, paint, paint_divided
+from semguide_core.painting import refine as refine_painting
+from semguide_core.renderer import load_renderer
 
 
 @dataclass
@@ -57,11 +59,13 @@ MANY_STROKES, SECONDS_PER_STROKE, SVG_BYTES_PER_STROKE = 2000, 0.01, 13_000
 
 
 def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200, out: Path = Path("paintings"),
-                divide: int = 1, models: Path = Path("models"), params_file: Path = Path("params.yaml")) -> int:
-    """`semguide paint IMAGE... --agent semantic|baseline --strokes N --out DIR [--divide D]`.
+                divide: int = 1, models: Path = Path("models"), params_file: Path = Path("params.yaml"),
+                refine: int = 0) -> int:
+    """`semguide paint IMAGE... --agent semantic|baseline --strokes N --out DIR [--divide D | --refine N]`.
 
     Writes DIR/<name>.png, .gif, .json (strokes) and .svg per image, and prints the PSNR of the rendered
-    SVG against the PNG. A file that cannot be read is reported on one line and skipped. Returns the exit
+    SVG against the PNG. With `refine` > 0 the agent's strokes are then optimised for the image by that
+    many Adam steps through the neural renderer (`painting.refine`). A file that cannot be read is reported on one line and skipped. Returns the exit
     status: 0 when every image was painted, 1 otherwise.
     """
     from tqdm import tqdm
@@ -73,6 +77,9 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
         raise SemguideError(f"--agent {agent!r}: must be semantic or baseline")
     if strokes < 1 or divide < 1:
         raise SemguideError(f"--strokes {strokes} / --divide {divide}: must be >= 1")
+    if refine < 0 or (refine and divide > 1):
+        raise SemguideError(f"--refine {refine}: must be >= 0, and 0 with --divide (the neural renderer paints "
+                            "one canvas size)")
     if out.exists() and not out.is_dir():
         raise SemguideError(f"--out {out}: exists and is not a folder")
     total = strokes * (1 + divide * divide if divide > 1 else 1)
@@ -84,6 +91,7 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
     device = pick_device(params.device)
     loaded = Models.load(models / f"agent_{agent}.pt", agent, params.canvas, models / "psi.pt", models / "expert.pt",
                          params.gbp.percentile, device)
+    renderer = load_renderer(models / "renderer.pt", device) if refine else None
     side = params.canvas
     failed, names = 0, set()
     for path in tqdm(images, desc=f"paint ({agent})", unit="image"):
@@ -102,10 +110,14 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
         else:
             painting = paint(loaded.agent, scene, strokes, every_bundle=True)
             regions = scene.regions
+        agent_db = float(psnr(big, painting.canvas)[0])
+        if refine:
+            painting = refine_painting(painting, scene, renderer, refine)
         name = _unique_stem(Path(path), names)
         target_db = float(psnr(big, painting.canvas)[0])
-        psnr_db = export(painting, regions, Path(out) / name, agent, str(path), target_db)
-        tqdm.write(f"{path} -> {Path(out) / name}.{{png,gif,json,svg}} (vs the image: {target_db:.2f} dB; "
+        psnr_db = export(painting, regions, Path(out) / name, agent, str(path), target_db, refine)
+        refined = f", the agent's {agent_db:.2f} dB refined by {refine} steps" if refine else ""
+        tqdm.write(f"{path} -> {Path(out) / name}.{{png,gif,json,svg}} (vs the image: {target_db:.2f} dB{refined}; "
                    f"SVG vs PNG: {psnr_db:.1f} dB)")
     print(f"painted {len(images) - failed} of {len(images)} images into {out}")
     return 1 if failed else 0

@@ -99,11 +99,15 @@ class Painting:
         return self.region > BACKGROUND
 
 
+def stroke_masks(region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """The map each stroke's colour is multiplied by (Eq. 3-4), [B, N, H, W], from its region [B, N]."""
+    regions = torch.cat([torch.ones_like(regions[:, :1]), regions], dim=1)  # index 0 = whole image
+    return regions[torch.arange(len(region))[:, None], region + 1]
+
+
 def draw(canvas: torch.Tensor, strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     """Composite strokes [B,N,13] in order onto canvas [B,3,H,W], each coloured inside its region (Eq. 3-4)."""
-    regions = torch.cat([torch.ones_like(regions[:, :1]), regions], dim=1)  # index 0 = whole image
-    masks = regions[torch.arange(len(strokes))[:, None], region + 1]        # [B, N, H, W]
-    return S.paint(canvas, strokes, masks)
+    return S.paint(canvas, strokes, stroke_masks(region, regions))
 
 
 def render(strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor, chunk: int = 50) -> torch.Tensor:
@@ -198,3 +202,35 @@ def paint_divided(agent, scene: Scene, target_big: torch.Tensor, n_strokes: int,
     frames.update({n_strokes + count: frame for count, frame in detail.frames.items()})
     return Painting(detail.canvas, torch.cat([whole.strokes, detail.strokes], 1),
                     torch.cat([whole.region, detail.region], 1), frames)
+
+
+def refine(painting: Painting, scene: Scene, renderer, steps: int, lr: float = 0.01) -> Painting:
+    """`semguide paint --refine N`: N Adam steps on all of a painting's strokes at once, then the real rasteriser.
+
+    Per-image optimisation after the agent, not the agent (the evaluation tables measure the agents): the
+    strokes' 13 numbers move in logit space (so they stay in [0, 1]) to lower the MSE to the target of the
+    canvas the neural renderer paints from them; each stroke keeps its place in the order and its region,
+    so a foreground stroke stays masked by its instance (Eq. 4) and an invisible one stays invisible. The
+    final canvas is painted from the refined strokes with the real rasteriser, as every painting is.
+    """
+    masks = stroke_masks(painting.region, scene.regions)
+    visible = (painting.strokes[..., 8:10].amax(-1, keepdim=True) > 0).to(painting.strokes)
+    logits = torch.logit(painting.strokes.clamp(1e-4, 1 - 1e-4)).requires_grad_(True)
+    opt = torch.optim.Adam([logits], lr=lr)
+    b, n, _ = logits.shape
+    for _ in range(steps):
+        strokes = torch.sigmoid(logits)
+        density = renderer(strokes.reshape(b * n, -1)[:, :S.SHAPE_SIZE]).view(b, n, *scene.target.shape[-2:])
+        density = density * visible[..., None]
+        canvas = torch.zeros_like(scene.target)
+        for i in range(n):
+            canvas = S.composite(canvas, density[:, i], strokes[:, i, 10:13], masks[:, i])
+        loss = ((canvas - scene.target) ** 2).mean(dim=(1, 2, 3)).sum()  # summed: each image its own step
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    strokes = torch.sigmoid(logits.detach())
+    strokes = torch.cat([strokes[..., :8], strokes[..., 8:10] * visible, strokes[..., 10:]], -1)
+    canvas = render(strokes, painting.region, scene.regions)
+    return Painting(canvas, strokes, painting.region, painting.frames)  # the frames: how the agent painted
+

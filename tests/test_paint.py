@@ -7,6 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from soft_rasteriser import SoftRasteriser
+
 from semguide_core import exports
 from semguide_core import painting as P
 from semguide_core import strokes as S
@@ -82,6 +84,19 @@ def scene_with_two_instances(side=16):
     soft[0, 0, 8:14, 8:14] = 1
     target = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1))
     return P.make_scene(target, soft, torch.zeros_like(soft), min_area=0.0, max_instances=8)
+
+
+def test_refine_lowers_the_error_keeps_each_stroke_in_its_region_and_paints_with_the_rasteriser():
+    scene = scene_with_two_instances()
+    painting = P.paint(RandomAgent("semantic"), scene, n_strokes=20)
+    painting.strokes[0, 0, 8:10] = 0                                    # a stroke the agent left invisible
+    refined = P.refine(painting, scene, SoftRasteriser(16), steps=40, lr=0.05)
+    assert psnr(scene.target, refined.canvas) > psnr(scene.target, painting.canvas) + 1
+    assert torch.equal(refined.region, painting.region) and refined.strokes.shape == painting.strokes.shape
+    assert refined.strokes[0, 0, 8:10].tolist() == [0.0, 0.0]
+    assert torch.equal(refined.canvas, P.render(refined.strokes, refined.region, scene.regions))
+    unrefined = P.refine(painting, scene, SoftRasteriser(16), steps=0)
+    assert torch.allclose(unrefined.strokes[0, 1:], painting.strokes[0, 1:], atol=1e-4)  # N = 0: as painted
 
 
 def test_semantic_loop_masks_strokes_by_region_and_follows_eq16():
@@ -238,12 +253,13 @@ def write_baseline_agent(models):
     torch.save(agent_file(agent, arch, 16), models / "agent_baseline.pt")
 
 
-def run_paint(tmp_path, capsys, models, images, divide=1, strokes=10):
+def run_paint(tmp_path, capsys, models, images, divide=1, strokes=10, refine=0):
     """paint_files as the CLI runs it: a SemguideError becomes one `error:` line and exit status 1."""
     (tmp_path / "params.yaml").write_text("canvas: 16\ndevice: cpu\n")
     with pytest.raises(SystemExit) as status:
         run_stage(lambda: sys.exit(paint_files(images, agent="baseline", strokes=strokes, out=tmp_path / "out",
-                                               divide=divide, models=models, params_file=tmp_path / "params.yaml")))
+                                               divide=divide, models=models, params_file=tmp_path / "params.yaml",
+                                               refine=refine)))
     return status.value.code, capsys.readouterr()
 
 
@@ -283,6 +299,9 @@ def test_paint_files_refuses_a_mismatched_agent_file_or_output_path_before_paint
     code, output = run_paint(tmp_path, capsys, tmp_path / "models", [tmp_path / "a.png"])
     assert code == 1 and output.err.strip() == f"error: --out {tmp_path / 'out'}: exists and is not a folder"
     (tmp_path / "out").unlink()
+    for divide, refine in ((1, -1), (2, 5)):
+        code, output = run_paint(tmp_path, capsys, tmp_path / "models", [tmp_path / "a.png"], divide, refine=refine)
+        assert code == 1 and output.err.strip().startswith(f"error: --refine {refine}: must be >= 0, and 0 with --divide")
     (tmp_path / "models/agent_baseline.pt").rename(tmp_path / "models/agent_semantic.pt")
     with pytest.raises(SemguideError, match="agent_semantic.pt: holds the 'baseline' agent, not 'semantic'"):
         paint_files([tmp_path / "a.png"], agent="semantic", out=tmp_path / "out", models=tmp_path / "models",
@@ -293,6 +312,19 @@ def test_paint_files_refuses_a_mismatched_agent_file_or_output_path_before_paint
         paint_files([tmp_path / "a.png"], agent="baseline", out=tmp_path / "out", models=tmp_path / "models",
                     params_file=tmp_path / "params.yaml")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_paint_files_refine_reports_the_agents_and_the_refined_psnr(tmp_path, capsys):
+    from semguide_core.renderer import NeuralRenderer, renderer_file
+    write_baseline_agent(tmp_path / "models")
+    torch.save(renderer_file(NeuralRenderer(16, [8], 4, upsample_blocks=1)), tmp_path / "models" / "renderer.pt")
+    Image.new("RGB", (16, 16), (20, 200, 30)).save(tmp_path / "a.png")
+    code, output = run_paint(tmp_path, capsys, tmp_path / "models", [tmp_path / "a.png"], strokes=5, refine=3)
+    assert code == 0, output.err
+    assert "refined by 3 steps" in output.out
+    record = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert record["refine_steps"] == 3 and record["svg_psnr_db"] > 30
 
 
 @pytest.mark.slow

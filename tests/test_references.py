@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from soft_rasteriser import SoftRasteriser
 from typer.testing import CliRunner
 
 from semguide_core import metrics as M
@@ -13,7 +14,7 @@ from semguide_core import references as R
 from semguide_core.cli import app
 from semguide_core.data.prepared import INDEX_COLUMNS, PreparedDataset, write_prepared
 from semguide_core.renderer import NeuralRenderer, renderer_file
-from semguide_core.strokes import curve_samples, disc_radius, paint
+from semguide_core.strokes import paint
 
 
 def half_black_half_white(side=4) -> torch.Tensor:
@@ -57,24 +58,6 @@ def test_foreground_reference_hand_case():
     two = torch.cat([targets, targets]), torch.cat([mask, torch.zeros_like(mask)])
     assert M.image_means(two[0], torch.zeros_like(two[0]), two[1])["fg_l2"] == pytest.approx(1.0)
     assert M.foreground_mse(two[0], torch.zeros_like(two[0]), two[1])[1].isnan()
-
-
-class SoftRasteriser(torch.nn.Module):
-    """A tiny differentiable renderer: the real rasteriser's discs along the curve with soft edges."""
-
-    def __init__(self, side: int):
-        super().__init__()
-        self.side = side
-
-    def forward(self, a):
-        points, z, w = curve_samples(a, 20)
-        grid2 = 2 * self.side                                           # the rasteriser's supersampled grid
-        centre = torch.arange(self.side) * 2 + 0.5                      # canvas pixels in grid coordinates
-        p = points * (grid2 - 1)
-        d2 = (centre - p[..., 0:1])[:, :, None, :] ** 2 + (centre - p[..., 1:2])[:, :, :, None] ** 2
-        r = disc_radius(z, self.side)[..., None, None]
-        inside = torch.sigmoid((r ** 2 - d2) / r)                       # about sigmoid(2 (r - distance))
-        return (inside * w[..., None, None]).amax(dim=1)
 
 
 def test_optimum_beats_the_mean_colour_and_is_scored_with_the_real_rasteriser():
