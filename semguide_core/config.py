@@ -154,7 +154,7 @@ class AgentParams:
                          doc="which cells get the bundle's strokes (placement.top_cells)")
     stroke_reach: float = param(1.0, lo=0.0, doc="stroke ends lie within this many cells of the cell's centre")
     stroke_thickness: float = param(2.5, lo=0.0, doc="largest stroke diameter, in cells")
-    cell_view: int = param(0, lo=0, doc="each stroke's head also sees its own cell: canvas, target (and S_I) "
+    cell_view: int = param(4, lo=0, doc="each stroke's head also sees its own cell: canvas, target (and S_I) "
                            "sampled cell_view x cell_view over the area the stroke reaches; 0 = off")
     reward_scale: str = param("image", choices=["image", "crop"], doc="l2: each term of Eq. 19 a mean over "
                               "the image's pixels (image) or over its own crop / GBP mass as printed (crop), "
