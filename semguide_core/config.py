@@ -6,6 +6,8 @@ one-line `ConfigError` naming the key and the value, and returns a frozen `Param
 (`params.renderer.steps`, `params.eta`, ...).
 
 The paper's reward weights (eta, nu, kappa) live at the top level so that `dvc exp run -S eta=3` works.
+The file is long because it is the pipeline's one list of hyperparameters (about 110, each with its
+range and a line saying what it does), followed by the small loader that checks them.
 """
 from __future__ import annotations
 
