@@ -10,11 +10,13 @@ from pathlib import Path
 
 import torch
 
-from semguide_core.agent.inference import PaintingAgent
+from semguide_core.agent.inference import PaintingAgent, load_agent
 from semguide_core.agent.networks import Actor, actor_arch
 from semguide_core.config import RendererParams
-from semguide_core.painting import make_scene, paint
-from semguide_core.renderer import build_renderer
+from semguide_core.data.prepared import load_prepared
+from semguide_core.metrics import psnr
+from semguide_core.painting import make_scene, paint, refine
+from semguide_core.renderer import build_renderer, load_renderer
 from semguide_core.strokes import random_strokes, rasterise
 
 
@@ -70,12 +72,6 @@ def bench_refine(params, models: Path, prepared: Path, steps: tuple[int, ...] = 
     """`semguide paint --refine N` on the first `images` prepared test images: mean PSNR and seconds per image
     (painting included) for each N, with the trained baseline agent and the renderer in `models` (the
     baseline needs no Psi or GBP maps; refinement's cost is per image, so a few images measure it)."""
-    from semguide_core.agent import load_agent
-    from semguide_core.data.prepared import load_prepared
-    from semguide_core.metrics import psnr
-    from semguide_core.painting import refine
-    from semguide_core.renderer import load_renderer
-
     data = load_prepared(prepared)
     batch = data.tensors(data.split("test")[:images])
     painter = load_agent(models / "agent_baseline.pt", "cpu", "baseline", params.canvas)

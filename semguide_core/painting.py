@@ -105,6 +105,17 @@ def stroke_masks(region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     return regions[torch.arange(len(region))[:, None], region + 1]
 
 
+def paint_neural(canvas: torch.Tensor, strokes: torch.Tensor, renderer,
+                 masks: torch.Tensor | None = None) -> torch.Tensor:
+    """`strokes.paint` through the neural renderer Phi instead of the rasteriser: strokes [B,N,13] composited
+    in order onto canvas [B,3,H,W], each colour times its mask [B,N,H,W] when given; differentiable."""
+    b, n, _ = strokes.shape
+    density = renderer(strokes.reshape(b * n, -1)[:, :S.SHAPE_SIZE]).view(b, n, *canvas.shape[-2:])
+    for i in range(n):
+        canvas = S.composite(canvas, density[:, i], strokes[:, i, 10:13], None if masks is None else masks[:, i])
+    return canvas
+
+
 def draw(canvas: torch.Tensor, strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     """Composite strokes [B,N,13] in order onto canvas [B,3,H,W], each coloured inside its region (Eq. 3-4)."""
     return S.paint(canvas, strokes, stroke_masks(region, regions))
@@ -218,22 +229,16 @@ def refine(painting: Painting, scene: Scene, renderer, steps: int, lr: float = 0
     """
     masks = stroke_masks(painting.region, scene.regions)
     visible = (painting.strokes[..., 8:10].amax(-1, keepdim=True) > 0).to(painting.strokes)
+    shown = lambda a: torch.cat([a[..., :8], a[..., 8:10] * visible, a[..., 10:]], -1)  # noqa: E731
     logits = torch.logit(painting.strokes.clamp(1e-4, 1 - 1e-4)).requires_grad_(True)
     opt = torch.optim.Adam([logits], lr=lr)
-    b, n, _ = logits.shape
     for _ in range(steps):
-        strokes = torch.sigmoid(logits)
-        density = renderer(strokes.reshape(b * n, -1)[:, :S.SHAPE_SIZE]).view(b, n, *scene.target.shape[-2:])
-        density = density * visible[..., None]
-        canvas = torch.zeros_like(scene.target)
-        for i in range(n):
-            canvas = S.composite(canvas, density[:, i], strokes[:, i, 10:13], masks[:, i])
+        canvas = paint_neural(torch.zeros_like(scene.target), shown(torch.sigmoid(logits)), renderer, masks)
         loss = ((canvas - scene.target) ** 2).mean(dim=(1, 2, 3)).sum()  # summed: each image its own step
         opt.zero_grad()
         loss.backward()
         opt.step()
-    strokes = torch.sigmoid(logits.detach())
-    strokes = torch.cat([strokes[..., :8], strokes[..., 8:10] * visible, strokes[..., 10:]], -1)
+    strokes = shown(torch.sigmoid(logits.detach()))
     canvas = render(strokes, painting.region, scene.regions)
     return Painting(canvas, strokes, painting.region, painting.frames)  # the frames: how the agent painted
 

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from semguide_core.data.prepared import load_prepared
 from semguide_core.metrics import db, image_means, mse
-from semguide_core.strokes import STROKE_SIZE, composite, paint
+from semguide_core.painting import paint_neural
+from semguide_core.strokes import STROKE_SIZE, paint
 
 # The optimum's strokes start in the cells of an OPTIMUM_GRID x OPTIMUM_GRID grid with the largest residual
 OPTIMUM_GRID = 8
@@ -77,7 +78,7 @@ def optimum(targets: torch.Tensor, renderer, strokes: int = 200, stage: int = 5,
         opt = torch.optim.Adam([logits], lr=lr)
         for _ in range(steps):
             # summed over images, so each image's strokes get the same step whatever the batch size
-            loss = ((_paint_neural(canvas, torch.sigmoid(logits), renderer) - targets) ** 2).mean(dim=(1, 2, 3)).sum()
+            loss = ((paint_neural(canvas, torch.sigmoid(logits), renderer) - targets) ** 2).mean(dim=(1, 2, 3)).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -85,15 +86,6 @@ def optimum(targets: torch.Tensor, renderer, strokes: int = 200, stage: int = 5,
         canvas = paint(canvas, bundle)
         chosen.append(bundle)
     return torch.cat(chosen, dim=1), canvas
-
-
-def _paint_neural(canvas: torch.Tensor, bundle: torch.Tensor, renderer) -> torch.Tensor:
-    """Composite strokes [B,K,13] in order onto canvas [B,3,H,W] through the neural renderer."""
-    b, k, _ = bundle.shape
-    density = renderer(bundle.reshape(b * k, STROKE_SIZE)).reshape(b, k, *canvas.shape[-2:])
-    for i in range(k):
-        canvas = composite(canvas, density[:, i], bundle[:, i, 10:13])
-    return canvas
 
 
 def _start(targets: torch.Tensor, canvas: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
