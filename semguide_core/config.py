@@ -52,6 +52,8 @@ class RendererParams:
     lr: float = param(1e-3, lo=0.0)
     lr_decay_at: list = param([0.6, 0.85], lo=0.0, hi=1.0, doc="fractions of `steps` where lr is divided by 10")
     checkpoint_every: int = param(500, lo=1)
+    processes: int = param(1, lo=1, doc="training processes on this machine (DDP, semguide_core/distributed.py); "
+                           "the global batch is batch_size x processes")
     seed: int = param(0, lo=0)
 
 
@@ -99,8 +101,11 @@ class PsiParams:
     widths: list = param([16, 32, 64, 96], lo=1, doc="channels per encoder level; each level halves the side")
     bbox_weight: float = param(5.0, lo=0.0, doc="weight of L_bbox against L_fg")
     smooth_l1_beta: float = param(0.05, lo=1e-6, doc="where Smooth L1 turns from quadratic to linear")
+    zoom: float = param(0.25, lo=0.0, hi=0.9, doc="augmentation: each sample zoomed by a factor in 1 +- zoom")
+    shift: float = param(0.25, lo=0.0, hi=1.0, doc="augmentation: and shifted by up to this fraction of the side")
+    colour_jitter: float = param(0.3, lo=0.0, hi=1.0, doc="augmentation: per-channel gain in 1 +- colour_jitter")
     batch_size: int = param(32, lo=1)
-    steps: int = param(1500, lo=1)
+    steps: int = param(3000, lo=1)
     lr: float = param(3e-3, lo=0.0)
     checkpoint_every: int = param(100, lo=1)
     seed: int = param(0, lo=0)
@@ -183,6 +188,8 @@ class AgentParams:
     log_every: int = param(50, lo=1, doc="updates between logged training metrics")
     val_images: int = param(8, lo=1, doc="test images painted for validation metrics and the grid")
     threads: int = param(0, lo=0, doc="torch CPU threads; 0 = all cores, 1 resists other processes on the cores")
+    processes: int = param(1, lo=1, doc="training processes on this machine (DDP, semguide_core/distributed.py), "
+                           "each with its own `envs` episodes and replay; the global batch is batch_size x processes")
     seed: int = param(0, lo=0)
 
     def __post_init__(self):

@@ -2,7 +2,14 @@
 
 
 class SemguideError(Exception):
-    """Bad input: a file, key or value the user gave. The message names it."""
+    """Bad input: a file, key or value the user gave. The message names it.
+
+    every_rank: raised by every process of a distributed run at once (only rank 0 prints it).
+    """
+
+    def __init__(self, message: str = "", every_rank: bool = False):
+        super().__init__(message)
+        self.every_rank = every_rank
 
 
 class ConfigError(SemguideError):

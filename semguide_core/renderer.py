@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from semguide_core.config import RendererParams
+from semguide_core.distributed import World
 from semguide_core.errors import ModelFileError, TrainingDiverged
 from semguide_core.runtime import Checkpoint, load_state, load_torch
 from semguide_core.strokes import SHAPE_SIZE
@@ -57,9 +58,11 @@ class NeuralRenderer(nn.Module):
         raw = self.up(x.view(-1, self.arch["conv_width"], self.start, self.start))[:, 0]
         return LOGIT_BOUND * torch.tanh(raw / LOGIT_BOUND)
 
-    def forward(self, shape: torch.Tensor) -> torch.Tensor:
-        """Density Phi[a] in [0,1], [N, canvas, canvas]."""
-        return torch.sigmoid(self.logits(shape))
+    def forward(self, shape: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """Density Phi[a] in [0,1], [N, canvas, canvas] (its logits with `logits`: what training reads,
+        through forward so that DDP sees it)."""
+        raw = self.logits(shape)
+        return raw if logits else torch.sigmoid(raw)
 
 
 def build_renderer(p: RendererParams, canvas: int) -> NeuralRenderer:
@@ -82,7 +85,8 @@ def load_renderer(path, device: torch.device | str = "cpu") -> NeuralRenderer:
 
 
 def loss_fn(model: NeuralRenderer, shape: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    logits = model.logits(shape)
+    """The training loss (`renderer.loss`); model may be inside DDP."""
+    logits = model(shape, logits=True)
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(logits, target)
     return F.mse_loss(torch.sigmoid(logits), target)
@@ -108,31 +112,36 @@ def as_float(density: torch.Tensor) -> torch.Tensor:
 
 
 def train_renderer(model: NeuralRenderer, p: RendererParams, train: dict, val: dict,
-                   checkpoint: Checkpoint, live, device: torch.device) -> dict:
+                   checkpoint: Checkpoint, live, device: torch.device, world: World = World()) -> dict:
     """Train `model` on train = {"strokes": [N,13], "density": uint8 [N,H,W]}; resume from `checkpoint`.
 
-    Logs the loss and held-out metrics through `live` (DVCLive), returns the final held-out metrics.
+    Logs the loss and held-out metrics through `live` (DVCLive), returns the final held-out metrics. With
+    several processes (`world`) each draws its own batches and DDP averages the gradients; rank 0 logs,
+    evaluates and writes the checkpoint (with every process's batch stream) and returns the metrics.
     """
     model.to(device).train()
+    trained = world.wrap(model)
     opt = torch.optim.Adam(model.parameters(), lr=p.lr)
     milestones = [int(f * p.steps) for f in p.lr_decay_at]
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=0.1)
-    gen = torch.Generator().manual_seed(p.seed)
+    gen = torch.Generator().manual_seed(world.seed(p.seed))
     step = 0
     saved = checkpoint.load()
     if saved is not None:
         model.load_state_dict(saved["model"]), opt.load_state_dict(saved["opt"])
-        sched.load_state_dict(saved["sched"]), gen.set_state(saved["rng"])
+        sched.load_state_dict(saved["sched"]), gen.set_state(saved["rngs"][world.rank])
         step = saved["step"]
     val_shapes, val_density = val["strokes"].to(device), val["density"].to(device)
     n = len(train["strokes"])
-    bar = tqdm(range(step, p.steps), initial=step, total=p.steps, desc="train_renderer")
+    bar = tqdm(range(step, p.steps), initial=step, total=p.steps, desc="train_renderer", disable=not world.main)
     for step in bar:
         idx = torch.randint(n, (p.batch_size,), generator=gen)
         shape, target = train["strokes"][idx].to(device), as_float(train["density"][idx].to(device))
-        loss = loss_fn(model, shape, target, p.loss)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"renderer loss is {loss.item()} at step {step}; {checkpoint.kept()}")
+        loss = loss_fn(trained, shape, target, p.loss)
+        try:
+            world.check_finite(loss, "renderer loss")
+        except FloatingPointError as err:
+            raise TrainingDiverged(f"{err} at step {step}; {checkpoint.kept()}", every_rank=world.distributed) from None
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -141,6 +150,9 @@ def train_renderer(model: NeuralRenderer, p: RendererParams, train: dict, val: d
         if done % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if done % p.checkpoint_every == 0 or done == p.steps:
+            rngs = world.gather(gen.get_state())
+            if not world.main:
+                continue
             held_out = evaluate(model, val_shapes, val_density)
             live.step = done
             live.log_metric("train/loss", loss.item())
@@ -149,6 +161,6 @@ def train_renderer(model: NeuralRenderer, p: RendererParams, train: dict, val: d
                 live.log_metric(f"val/{key}", value)
             live.next_step()
             checkpoint.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                             "rng": gen.get_state(), "step": done})
-    return evaluate(model, val_shapes, val_density)
+                             "rngs": rngs, "step": done})
+    return evaluate(model, val_shapes, val_density) if world.main else {}
 

@@ -97,7 +97,8 @@ def run_stage(main: Callable[[], None]) -> None:
     try:
         main()
     except SemguideError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if not err.every_rank or os.environ.get("RANK", "0") == "0":  # one line per job, not per process
+            print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
 
 

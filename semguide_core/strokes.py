@@ -70,17 +70,18 @@ def rasterise(a: torch.Tensor, canvas: int) -> torch.Tensor:
     high = (points + radius[..., None]).amax(1).ceil().clamp(0, side - 1)
     width = (((high - low).amax(1) + 1) / 2).ceil() * 2                                      # [N], even
     order = torch.argsort(width)
+    sorted_widths = [int(v) for v in width[order].tolist()]  # plain ints: the grouping below is Python
     max_pixels = 2 ** 20  # grid pixels drawn at a time (stays in cache)
     first = 0
     while first < len(a):
-        size = int(width[order[first]])
+        size = sorted_widths[first]
         # the largest group of next strokes whose window fits one side: the widest of them sets it
         count = 1
-        while first + count < len(a) and int(width[order[first + count]]) <= size * 1.25 + 2 and \
-                (count + 1) * int(width[order[first + count]]) ** 2 <= max_pixels:
+        while first + count < len(a) and sorted_widths[first + count] <= size * 1.25 + 2 and \
+                (count + 1) * sorted_widths[first + count] ** 2 <= max_pixels:
             count += 1
         chunk = order[first:first + count]
-        size = min(side, int(width[chunk].max()))
+        size = min(side, sorted_widths[first + count - 1])
         origin = torch.minimum(low[chunk], torch.tensor(float(side - size)))  # stays even: side, size even
         out[chunk] = _draw_in_windows(points[chunk], radius[chunk] ** 2, w[chunk], origin, size, canvas)
         first += count

@@ -1,8 +1,11 @@
 """Stage `train_agent@<name>`: train one painting agent (baseline, semantic, ...) with model-based DDPG.
 
 Usage: python stages/train_agent.py <name>   (names: semguide_core/agent/spec.py)
-Writes models/agent_<name>.pt, metrics/agent_<name>.json, figures/agent_<name>_val.png, dvclive/agent_<name>/.
+       torchrun --nproc_per_node N stages/train_agent.py <name>   (N processes, DDP: semguide_core/distributed.py)
+Writes models/agent_<name>.pt, metrics/agent_<name>.json, figures/agent_<name>_val.png, dvclive/agent_<name>/
+(rank 0 alone).
 """
+import contextlib
 import sys
 import time
 from dataclasses import asdict
@@ -18,11 +21,12 @@ from semguide_core.agent.replay import Replay
 from semguide_core.agent.spec import agent_spec
 from semguide_core.agent.train import CURVE_STROKES, forget_logs_after, grid, painting_agent, train
 from semguide_core.config import load_params
+from semguide_core.distributed import join, leave
 from semguide_core.errors import ConfigError
 from semguide_core.metrics import db, image_means
 from semguide_core.renderer import load_renderer
-from semguide_core.runtime import (Checkpoint, atomic_path, fingerprint, pick_device, run_stage, save_torch,
-                                   seed_everything, write_json)
+from semguide_core.runtime import (Checkpoint, atomic_path, fingerprint, run_stage, save_torch, seed_everything,
+                                   write_json)
 
 PREPARED, PSI, GBP, RENDERER = "artifacts/prepared", "artifacts/psi", "artifacts/gbp", "models/renderer.pt"
 
@@ -34,20 +38,27 @@ def main():
     spec, p = agent_spec(sys.argv[1], params), params.agent
     if p.foreground_strokes > p.bundle:
         raise ConfigError(f"params.yaml: agent.foreground_strokes = {p.foreground_strokes} exceeds agent.bundle = {p.bundle}")
-    device = pick_device(params.device)
+    world = join(params.device)
+    device = world.device
     if p.threads:
         torch.set_num_threads(p.threads)
-    seed_everything(p.seed)
+    seed_everything(world.seed(p.seed))
     pool = pool_for(spec, p)
     renderer = load_renderer(RENDERER, device)
-    run_id = fingerprint(sys.argv[1], asdict(spec), asdict(p), params.canvas, len(pool), pool.test[:4].tolist())
+    run_id = fingerprint(sys.argv[1], asdict(spec), asdict(p), params.canvas, len(pool), pool.test[:4].tolist(),
+                         world.size)
     checkpoint = Checkpoint(f"checkpoints/agent_{spec.name}.pt", run_id)
     started = time.time()
     saved, live_dir = checkpoint.load(), f"dvclive/agent_{spec.name}"
-    if saved is not None:
+    if saved is not None and world.main:
         forget_logs_after(live_dir, saved["updates"])
-    with Live(live_dir, dvcyaml=False, save_dvc_exp=False, resume=saved is not None) as live:
-        ddpg, reached = train(spec, p, pool, renderer, checkpoint, live, device, saved)
+    logger = (Live(live_dir, dvcyaml=False, save_dvc_exp=False, resume=saved is not None) if world.main
+              else contextlib.nullcontext())
+    with logger as live:
+        ddpg, reached = train(spec, p, pool, renderer, checkpoint, live, device, saved, world)
+    leave(world)
+    if not world.main:
+        return
     minutes = (time.time() - started) / 60
 
     # final metrics on every test image, painted with the real rasteriser (as `paint` paints): the error
@@ -65,7 +76,7 @@ def main():
     save_torch(f"models/agent_{spec.name}.pt", agent_file(agent, ddpg.actor_arch, params.canvas))
     write_json(f"metrics/agent_{spec.name}.json", {
         "test_l2": metrics["l2"], "test_psnr_db": db(metrics["l2"]), "test_fg_l2": metrics["fg_l2"], **curve,
-        "n_test": len(test), **reached, "strokes": p.episode_steps * p.bundle,
+        "n_test": len(test), **reached, "strokes": p.episode_steps * p.bundle, "processes": world.size,
         "train_minutes_this_run": round(minutes, 2),
         "actor_parameters": sum(t.numel() for t in ddpg.actor.parameters()),
         "replay_bytes_per_transition": Replay(1, params.canvas, p.bundle).bytes_per_transition,

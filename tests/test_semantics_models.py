@@ -13,7 +13,7 @@ from semguide_core.semantics.model_files import load_model, run_batched, save_mo
 from semguide_core.semantics.psi import Psi, PsiPredictor, load_psi, psi_loss
 from semguide_core.semantics.segmenter import find_pretrained, pretrained_segmenter
 from semguide_core.runtime import Checkpoint
-from semguide_core.semantics.training import Schedule, fit
+from semguide_core.semantics.training import Schedule, fit, jitter_colours, zoom_boxes, zoom_images
 
 
 # ------------------------------------------------------------------------------------------ boxes
@@ -155,3 +155,32 @@ def test_find_pretrained_looks_in_torchvision_cache(tmp_path, monkeypatch):
     assert find_pretrained("resnet101", "none") is None
     with pytest.raises(ModelFileError, match="nowhere.pth: segmenter weights file not found"):
         find_pretrained("resnet101", "nowhere.pth")
+
+
+def test_zoomed_masks_have_the_zoomed_box():
+    """Psi's augmentation moves the image, the mask and the box together: the box of the zoomed mask is the
+    zoomed box (to a pixel), and zoom 1 with no shift changes nothing."""
+    masks = torch.zeros(3, 1, 32, 32)
+    masks[:, :, 8:20, 4:16] = 1                                  # box (4/32, 8/32, 12/32, 12/32)
+    boxes = torch.tensor([[4 / 32, 8 / 32, 12 / 32, 12 / 32]]).repeat(3, 1)
+    scale = torch.tensor([1.0, 1.25, 0.75])
+    offset = torch.tensor([[0.0, 0.0], [0.1, -0.05], [-0.2, 0.25]])
+    zoomed = (zoom_images(masks, scale, offset, "zeros") > 0.5).float()
+    assert torch.equal(zoomed[0], masks[0])
+    expected = zoom_boxes(boxes, scale, offset)
+    assert torch.allclose(mask_to_bbox(zoomed[:, 0]), expected, atol=1 / 32 + 1e-6)
+    # by hand: scale 1.25 about the centre, then +0.1 in x: x0 = 0.5 + 1.25 (4/32 - 0.5) + 0.1 = 0.13125
+    assert expected[1].tolist() == pytest.approx([0.13125, 0.5 + 1.25 * (8 / 32 - 0.5) - 0.05, 0.46875, 0.46875])
+
+
+def test_zoomed_boxes_are_clipped_to_the_image():
+    box = zoom_boxes(torch.tensor([[0.6, 0.6, 0.3, 0.3]]), torch.tensor([1.0]), torch.tensor([[0.25, -0.7]]))
+    assert box[0].tolist() == pytest.approx([0.85, 0.0, 0.15, 0.2])
+
+
+def test_colour_jitter_stays_in_range_and_zero_strength_is_identity():
+    images = torch.rand(4, 3, 8, 8)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(jitter_colours(gen, images, 0.0), images)
+    jittered = jitter_colours(gen, images, 0.5)
+    assert 0 <= jittered.min() and jittered.max() <= 1 and not torch.equal(jittered, images)

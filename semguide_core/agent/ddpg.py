@@ -24,6 +24,7 @@ from semguide_core.agent.networks import Actor, Critic, Discriminator, actor_arc
 from semguide_core.agent.rewards import Context, Rewards
 from semguide_core.agent.spec import AgentSpec
 from semguide_core.config import AgentParams
+from semguide_core.distributed import World
 
 
 def n_background(spec: AgentSpec, p: AgentParams) -> int:
@@ -31,21 +32,27 @@ def n_background(spec: AgentSpec, p: AgentParams) -> int:
     return p.bundle - p.foreground_strokes if spec.bilevel else p.bundle
 
 
-def cell_weights(cells: torch.Tensor, power: float) -> torch.Tensor:
+def cell_weights(cells: torch.Tensor, power: float, batch_mean=torch.mean) -> torch.Tensor:
     """Per-sample weights [B] of the actor loss: (mean cell area of each bundle) ** -power, batch mean 1.
 
     A stroke in a cell of a 16 x 16 grid changes the error 8 (edges) to 64 (area) times less than one in a
     2 x 2 cell, so in an unweighted batch the gradients of the first bundles drown those of the last and the
     fine strokes barely learn. A positive weight per state changes how much each state is heard, not which
     bundle is best in it (the actor maximises r + V state by state): the policy sought stays Eq. 17's.
+    `batch_mean`: the mean over the whole batch (`World.mean` when several processes each hold part of it).
     """
     weight = cells[..., 2:].prod(-1).mean(1).clamp(min=1e-6) ** -power
-    return weight / weight.mean()
+    return weight / batch_mean(weight)
 
 
 class DDPG:
-    def __init__(self, spec: AgentSpec, p: AgentParams, density_fn: env.DensityFn, total_updates: int, device):
-        self.spec, self.p, self.density_fn, self.device = spec, p, density_fn, device
+    """The networks, their optimisers and the update. In a world of several processes (`distributed.py`) the
+    losses run through DDP copies (`self.trained`) that average the gradients; acting, the target networks
+    and the saved state use the plain networks (`self.nets`), which share their parameters."""
+
+    def __init__(self, spec: AgentSpec, p: AgentParams, density_fn: env.DensityFn, total_updates: int, device,
+                 world: World = World()):
+        self.spec, self.p, self.density_fn, self.device, self.world = spec, p, density_fn, device, world
         channels = env.in_channels(spec.semantic_inputs)
         self.n_background = n_background(spec, p)
         self.actor_arch = actor_arch(p, spec.semantic_inputs, self.n_background)
@@ -60,6 +67,7 @@ class DDPG:
             self.nets["disc_fg"] = Discriminator(p.disc_width).to(device)
             for name in ("disc_full", "disc_fg"):
                 self.opts[name] = torch.optim.Adam(self.nets[name].parameters(), lr=p.disc_lr, betas=(0.5, 0.999))
+        self.trained = {name: world.wrap(net) for name, net in self.nets.items()}  # DDP starts all ranks equal
         self.targets = {name: copy.deepcopy(net).requires_grad_(False) for name, net in self.nets.items()}
         milestones = [int(f * total_updates) for f in p.lr_decay_at]
         self.scheds = {name: torch.optim.lr_scheduler.MultiStepLR(opt, milestones, p.lr_decay)
@@ -124,7 +132,7 @@ class DDPG:
             r1, _ = self.rewards(canvas1, canvas2, scored)
             v2 = self.targets["critic"](self.observe(canvas2, ctx, t + 2))
             target = p.gamma * (t + 1 < T).float() * (r1 + v2 * (t + 2 < T).float())
-        return ((self.critic(self.observe(canvas1, ctx, t + 1)) - target) ** 2).mean()
+        return ((self.trained["critic"](self.observe(canvas1, ctx, t + 1)) - target) ** 2).mean()
 
     def actor_loss(self, canvas0: torch.Tensor, t: torch.Tensor, ctx: Context,
                    scored: Context) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -137,7 +145,7 @@ class DDPG:
         they stayed grey.)
         """
         not_done = (t + 1 < self.p.episode_steps).float()
-        bundle, cells = self.bundle(self.actor, canvas0, ctx, t)
+        bundle, cells = self.bundle(self.trained["actor"], canvas0, ctx, t)
         density, rgb = env.densities(bundle, self.density_fn, canvas0.shape[-2:]), bundle[..., 10:13]
         masks = env.stroke_mask(ctx.masks) if self.spec.bilevel else None
         paint = lambda d, c: env.composite_bundle(canvas0, d, c, self.n_background, masks)  # noqa: E731
@@ -157,29 +165,33 @@ class DDPG:
             reward, terms = self.rewards(canvas0, for_fg, scored, before)
             r_b = before["background"] - self.rewards.background(for_bg, scored)
             objective = reward + value_of(for_fg) + r_b + value_of(for_bg)
-        return -(cell_weights(cells, self.p.cell_weighting) * objective).mean(), reward, terms
+        return -(cell_weights(cells, self.p.cell_weighting, self.world.mean) * objective).mean(), reward, terms
 
     def update_discriminators(self, canvas: torch.Tensor, ctx: Context) -> dict:
-        """WGAN-GP: real pair (target, target), fake pair (target, canvas); full image and aligned crops."""
+        """WGAN-GP: real pair (target, target), fake pair (target, canvas); full image and aligned crops.
+
+        Each discriminator scores the real, fake and in-between pairs in one forward (DDP expects one
+        forward per backward).
+        """
         zoomed = ctx.crops()
         zc = align.crop(canvas, ctx.bboxes) * zoomed.masks
         pairs = {"disc_full": (ctx.targets, canvas), "disc_fg": (zoomed.targets * zoomed.masks, zc)}
         logs = {}
         for name, (real, fake) in pairs.items():
-            disc = self.nets[name]
             mix = torch.rand(len(real), 1, 1, 1, device=real.device)
             between = (mix * real + (1 - mix) * fake).requires_grad_(True)
-            grad, = torch.autograd.grad(disc(real, between).sum(), between, create_graph=True)
+            on_real, on_fake, on_between = self.trained[name](
+                real.repeat(3, 1, 1, 1), torch.cat([real, fake, between])).chunk(3)
+            grad, = torch.autograd.grad(on_between.sum(), between, create_graph=True)
             penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-            wasserstein = disc(real, real).mean() - disc(real, fake).mean()
+            wasserstein = on_real.mean() - on_fake.mean()
             loss = -wasserstein + self.p.gp_lambda * penalty
             self.step(name, loss)
             logs[f"loss/{name}"] = loss.item()
         return logs
 
     def step(self, name: str, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{name} loss is {loss.item()}")
+        self.world.check_finite(loss, f"{name} loss")
         self.opts[name].zero_grad()
         loss.backward()
         self.opts[name].step()

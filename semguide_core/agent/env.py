@@ -17,6 +17,7 @@ import torch
 from semguide_core import align, strokes
 from semguide_core.agent.placement import place
 from semguide_core.agent.rewards import Context
+from semguide_core.distributed import unwrap
 
 DensityFn = Callable[[torch.Tensor], torch.Tensor]  # strokes [N, 13] -> density [N, H, W]
 
@@ -90,9 +91,13 @@ def observe(canvas: torch.Tensor, ctx: Context, t, episode_steps: int, semantic_
 
 def actor_bundle(actor, canvas: torch.Tensor, ctx: Context, t, episode_steps: int,
                  semantic_inputs: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The actor's bundle [B, K, 13] for state (C_t, I, S_I, G_I, t) and the cells [B, K, 4] it was placed in."""
-    masks = stroke_mask(ctx.masks) if actor.placement.bilevel else None
-    cells = place(actor.placement, canvas, ctx.targets, masks, ctx.bboxes, t)
+    """The actor's bundle [B, K, 13] for state (C_t, I, S_I, G_I, t) and the cells [B, K, 4] it was placed in.
+
+    actor: an Actor, or one inside DDP (training with several processes).
+    """
+    placement = unwrap(actor).placement
+    masks = stroke_mask(ctx.masks) if placement.bilevel else None
+    cells = place(placement, canvas, ctx.targets, masks, ctx.bboxes, t)
     return actor(observe(canvas, ctx, t, episode_steps, semantic_inputs), cells), cells
 
 

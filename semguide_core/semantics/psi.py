@@ -17,7 +17,8 @@ from torch import nn
 
 from semguide_core.runtime import Checkpoint
 from semguide_core.semantics.model_files import load_model
-from semguide_core.semantics.training import Schedule, fit, hflip, hflip_boxes, random_flips
+from semguide_core.semantics.training import (Schedule, fit, hflip, hflip_boxes, jitter_colours, random_flips,
+                                              random_zoom, zoom_boxes, zoom_images)
 
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -98,12 +99,20 @@ def load_psi(path: str | Path, device="cpu") -> PsiPredictor:
 
 def train_psi(psi: Psi, images: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor, p,
               checkpoint: Checkpoint, device) -> Psi:
-    """Fit Psi (p: the `psi` params) to images [N, 3, H, W], masks [N, 1, H, W], boxes [N, 4], with
-    random left-right flips."""
+    """Fit Psi (p: the `psi` params) to images [N, 3, H, W], masks [N, 1, H, W], boxes [N, 4].
+
+    Every sample is augmented: a left-right flip, a zoom and shift (`p.zoom`, `p.shift`) and a colour
+    jitter (`p.colour_jitter`). Measured on sample-birds (240 training images, 1 thread, seed 0): with flips
+    alone Psi fitted its training masks (IoU 0.90) and reached 0.60 on the test split; with the zoom and
+    the jitter 0.67 at 1,500 steps and 0.74 at 3,000, box IoU 0.59 -> 0.74.
+    """
     def sample(generator):
         i = torch.randint(len(images), (p.batch_size,), generator=generator)
         flips = random_flips(generator, p.batch_size)
-        return hflip(images[i], flips), hflip(masks[i], flips), hflip_boxes(boxes[i], flips)
+        x, m, b = hflip(images[i], flips), hflip(masks[i], flips), hflip_boxes(boxes[i], flips)
+        scale, offset = random_zoom(generator, p.batch_size, p.zoom, p.shift)
+        x = jitter_colours(generator, zoom_images(x, scale, offset), p.colour_jitter)
+        return x, (zoom_images(m, scale, offset, "zeros") > 0.5).float(), zoom_boxes(b, scale, offset)
 
     def loss_fn(model, batch):
         x, y, b = (t.to(device) for t in batch)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from dvclive import Live
 from tqdm import tqdm
 
@@ -84,6 +85,42 @@ def hflip_boxes(boxes: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
     """The boxes [N, 4] of mirrored images: x becomes 1 - x - w."""
     mirrored = torch.stack([1 - boxes[:, 0] - boxes[:, 2], boxes[:, 1], boxes[:, 2], boxes[:, 3]], 1)
     return torch.where(flags[:, None], mirrored, boxes)
+
+
+def random_zoom(generator: torch.Generator, n: int, zoom: float, shift: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample zoom factors [n] uniform in [1 - zoom, 1 + zoom] and shifts [n, 2] (x, y) uniform in
+    [-shift, shift] (fractions of the image side), for `zoom_images` / `zoom_boxes`."""
+    scale = 1 + zoom * (2 * torch.rand(n, generator=generator) - 1)
+    offset = shift * (2 * torch.rand(n, 2, generator=generator) - 1)
+    return scale, offset
+
+
+def zoom_images(x: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, padding: str = "border") -> torch.Tensor:
+    """Images or masks [N, C, H, W] with their content moved: the point u (fractions of the side) goes to
+    0.5 + scale * (u - 0.5) + offset; bilinear, the edge repeated (`border`) or zero (`zeros`) outside."""
+    zero = torch.zeros_like(scale)
+    # affine_grid maps output coordinates (in [-1, 1]) to input ones: the inverse of the move above
+    theta = torch.stack([torch.stack([1 / scale, zero, -2 * offset[:, 0] / scale], 1),
+                         torch.stack([zero, 1 / scale, -2 * offset[:, 1] / scale], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+def zoom_boxes(boxes: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """The boxes [N, 4] (x, y, w, h) of `zoom_images`' output, clipped to the image."""
+    low = 0.5 + scale[:, None] * (boxes[:, :2] - 0.5) + offset
+    high = low + scale[:, None] * boxes[:, 2:]
+    low, high = low.clamp(0, 1), high.clamp(0, 1)
+    return torch.cat([low, high - low], 1)
+
+
+def jitter_colours(generator: torch.Generator, images: torch.Tensor, strength: float) -> torch.Tensor:
+    """Images [N, 3, H, W] in [0, 1] with each channel scaled by a factor uniform in [1 - strength,
+    1 + strength] and a brightness shift uniform in +-strength / 3, clipped to [0, 1]."""
+    n = len(images)
+    gain = 1 + strength * (2 * torch.rand(n, 3, 1, 1, generator=generator) - 1)
+    shift = strength / 3 * (2 * torch.rand(n, 1, 1, 1, generator=generator) - 1)
+    return (images * gain + shift).clamp(0, 1)
 
 
 @torch.no_grad()
