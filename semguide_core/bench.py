@@ -67,6 +67,53 @@ def bench_painting(params, sides: tuple[int, ...] = (), strokes: int = 200, imag
     return result
 
 
+def learning_to_paint_actor(bundle: int = 5) -> torch.nn.Module:
+    """Learning to Paint's actor as published (REFERENCE.md): ResNet-18 on 9 channels (canvas, target, t, two
+    coordinates) with a stride-2 3x3 first conv and no max-pool, sigmoid of bundle x 13 numbers."""
+    from torchvision.models import resnet18
+
+    net = resnet18(weights=None, num_classes=bundle * 13)
+    net.conv1 = torch.nn.Conv2d(9, 64, 3, 2, 1, bias=False)
+    net.maxpool = torch.nn.Identity()
+    return torch.nn.Sequential(net, torch.nn.Sigmoid()).eval()
+
+
+@torch.no_grad()
+def bench_learning_to_paint(side: int, images: int, steps: int = 40, bundle: int = 5) -> float:
+    """Milliseconds per image of a Learning-to-Paint-equivalent inference: its actor and its fully connected
+    + pixel-shuffle renderer (the published widths; at 128 px exactly 10-512-1024-2048-4096, 16 x 16 x 16),
+    `steps` steps of `bundle` strokes composited one at a time, random weights (the time does not depend on
+    them), `images` images per batch."""
+    actor, renderer = learning_to_paint_actor(bundle), build_renderer(RendererParams(), side).eval()
+    target, canvas = torch.rand(images, 3, side, side), torch.zeros(images, 3, side, side)
+    r = torch.linspace(0, 1, side)
+    coords = torch.stack(torch.meshgrid(r, r, indexing="ij"))[None].expand(images, -1, -1, -1)
+    started = time.perf_counter()
+    for t in range(steps):
+        step = torch.full((images, 1, side, side), t / steps)
+        a = actor(torch.cat([canvas, target, step, coords], 1)).view(images * bundle, 13)
+        density = renderer(a).view(images, bundle, 1, side, side)
+        colour = a.view(images, bundle, 13)[..., 10:13, None, None]
+        for k in range(bundle):
+            canvas = canvas * (1 - density[:, k]) + density[:, k] * colour[:, k]
+    return 1000 * (time.perf_counter() - started) / images
+
+
+def bench_versus_learning_to_paint(params, sides=(64, 128), batches=(1, 16)) -> list[dict]:
+    """semguide's painting (`bench_painting`: its semantic actor, the real rasteriser, 200 strokes) and the
+    Learning-to-Paint-equivalent inference, one after the other in this process (same threads): ms per image
+    and how many times faster semguide is, per canvas side and batch size. Each is run once to warm up."""
+    rows = []
+    for side in sides:
+        for images in batches:
+            bench_painting(params, (side,), images=images), bench_learning_to_paint(side, images)  # warm-up
+            ours = bench_painting(params, (side,), images=images)[side]
+            theirs = bench_learning_to_paint(side, images)
+            rows.append({"canvas": side, "images": images, "semguide_ms": ours, "learning_to_paint_ms": theirs,
+                         "speedup": theirs / ours})
+    return rows
+
+
 def bench_refine(params, models: Path, prepared: Path, steps: tuple[int, ...] = (0, 50, 200),
                  images: int = 8) -> list[dict]:
     """`semguide paint --refine N` on the first `images` prepared test images: mean PSNR and seconds per image

@@ -58,7 +58,7 @@ def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the 
     """Strokes/s of the rasteriser and the neural renderer at 64 and 128 px; ms per painted image."""
     import torch
 
-    from semguide_core.bench import bench_painting, bench_strokes
+    from semguide_core.bench import bench_strokes
     from semguide_core.config import load_params
     try:
         p = load_params(params)
@@ -70,8 +70,12 @@ def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the 
         typer.echo(f"{row['canvas']:>6}  {row['rasteriser']:>10.0f}  {row['renderer_forward']:>12.0f}  "
                    f"{row['renderer_forward_backward']:>16.0f}")
     if inference:
-        for side, ms in bench_painting(p).items():
-            typer.echo(f"paint 200 strokes at {side} px: {ms:.0f} ms per image")
+        from semguide_core.bench import bench_versus_learning_to_paint
+
+        typer.echo("canvas  images  semguide  Learning-to-Paint-equivalent  (ms per image, 200 strokes)  speed-up")
+        for row in bench_versus_learning_to_paint(p):
+            typer.echo(f"{row['canvas']:>6}  {row['images']:>6}  {row['semguide_ms']:>8.0f}  "
+                       f"{row['learning_to_paint_ms']:>28.0f}  {'':>28}  {row['speedup']:>7.2f}x")
     if refine:
         from semguide_core.bench import bench_refine
         try:

@@ -369,3 +369,19 @@ def test_benchmark_reports_milliseconds_per_side():
 
     result = bench_painting(Params(), sides=(16, 32), strokes=5)
     assert list(result) == [16, 32] and all(ms > 0 for ms in result.values())
+
+
+def test_learning_to_paint_equivalent_is_the_published_architecture():
+    """The side-by-side benchmark times Learning to Paint's own networks (REFERENCE.md): a ResNet-18 actor
+    on 9 channels giving 5 x 13 numbers in [0, 1], and the 10-512-1024-2048-4096 renderer at 128 px."""
+    from semguide_core.bench import bench_learning_to_paint, learning_to_paint_actor
+    from semguide_core.config import RendererParams
+    from semguide_core.renderer import build_renderer
+
+    actor = learning_to_paint_actor()
+    out = actor(torch.rand(2, 9, 128, 128))
+    assert out.shape == (2, 65) and 0 <= out.min() and out.max() <= 1
+    assert 11.0e6 < sum(p.numel() for p in actor.parameters()) < 11.3e6          # ResNet-18's 11.2 M
+    fc = [m.out_features for m in build_renderer(RendererParams(), 128).fc if isinstance(m, torch.nn.Linear)]
+    assert fc == [512, 1024, 2048, 4096]
+    assert bench_learning_to_paint(16, 2, steps=1) > 0
