@@ -72,10 +72,10 @@ def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the 
     if inference:
         from semguide_core.bench import bench_versus_learning_to_paint
 
-        typer.echo("canvas  images  semguide  Learning-to-Paint-equivalent  (ms per image, 200 strokes)  speed-up")
+        typer.echo("canvas  images  semguide  Learning-to-Paint-equivalent  speed-up   (ms per image, 200 strokes)")
         for row in bench_versus_learning_to_paint(p):
             typer.echo(f"{row['canvas']:>6}  {row['images']:>6}  {row['semguide_ms']:>8.0f}  "
-                       f"{row['learning_to_paint_ms']:>28.0f}  {'':>28}  {row['speedup']:>7.2f}x")
+                       f"{row['learning_to_paint_ms']:>28.0f}  {row['speedup']:>7.2f}x")
     if refine:
         from semguide_core.bench import bench_refine
         try:
