@@ -106,7 +106,8 @@ def bench_versus_learning_to_paint(params, sides=(64, 128), batches=(1, 16)) -> 
     rows = []
     for side in sides:
         for images in batches:
-            bench_painting(params, (side,), images=images), bench_learning_to_paint(side, images)  # warm-up
+            bench_painting(params, (side,), images=images)  # warm-up runs of both
+            bench_learning_to_paint(side, images)
             ours = bench_painting(params, (side,), images=images)[side]
             theirs = bench_learning_to_paint(side, images)
             rows.append({"canvas": side, "images": images, "semguide_ms": ours, "learning_to_paint_ms": theirs,
