@@ -171,6 +171,10 @@ class AgentParams:
     critic_width: int = param(16, lo=1)
     critic_blocks: list = param([0, 1, 1, 1], lo=0, hi=8)
     distance: str = param("l2", choices=["l2", "wgan"], doc="L in every reward: WGAN-GP discriminator or MSE")
+    training_canvas: str = param("rasteriser", choices=["rasteriser", "renderer"],
+                                 doc="what paints the canvases in training: the real rasteriser, with the neural "
+                                     "renderer's gradient (straight-through, env.training_density), or the "
+                                     "neural renderer alone (as published)")
     disc_width: int = param(16, lo=1, doc="channels of the discriminator's first conv (published: 16)")
     gp_lambda: float = param(10.0, lo=0.0, doc="WGAN gradient-penalty weight")
     gamma: float = param(0.0, lo=0.0, hi=1.0, doc="discount per step (published: 0.95 ** 5 = 0.774); 0 = myopic, no critic")

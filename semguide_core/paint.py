@@ -65,8 +65,9 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
 
     Writes DIR/<name>.png, .gif, .json (strokes) and .svg per image, and prints the PSNR of the rendered
     SVG against the PNG. With `refine` > 0 the agent's strokes are then optimised for the image by that
-    many Adam steps through the neural renderer (`painting.refine`). A file that cannot be read is reported on one line and skipped. Returns the exit
-    status: 0 when every image was painted, 1 otherwise.
+    many Adam steps (`painting.refine`). Images are painted `paint.batch_size` at a time (one actor forward
+    per step for the batch). A file that cannot be read is reported on one line and skipped. Returns the
+    exit status: 0 when every image was painted, 1 otherwise.
     """
     from tqdm import tqdm
 
@@ -92,35 +93,53 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
     loaded = Models.load(models / f"agent_{agent}.pt", agent, params.canvas, models / "psi.pt", models / "expert.pt",
                          params.gbp.percentile, device)
     renderer = load_renderer(models / "renderer.pt", device) if refine else None
-    side = params.canvas
+    side, batch_size = params.canvas, params.paint.batch_size
     failed, names = 0, set()
-    for path in tqdm(images, desc=f"paint ({agent})", unit="image"):
-        try:
-            small = load_image(path, side)[None].to(device)
-            big = load_image(path, side * divide)[None].to(device) if divide > 1 else small
-        except SemguideError as err:
-            tqdm.write(f"error: {err}", file=sys.stderr)
-            failed += 1
-            continue
-        soft_mask, gbp = loaded.semantics(small)
-        scene = make_scene(small, soft_mask, gbp, params.paint.min_instance_area, params.paint.max_instances)
-        if divide > 1:
-            painting = paint_divided(loaded.agent, scene, big, strokes, divide, every_bundle=True)
-            regions = scene.upsampled(big).regions
-        else:
-            painting = paint(loaded.agent, scene, strokes, every_bundle=True)
-            regions = scene.regions
-        agent_db = float(psnr(big, painting.canvas)[0])
-        if refine:
-            painting = refine_painting(painting, scene, renderer, refine)
-        name = _unique_stem(Path(path), names)
-        target_db = float(psnr(big, painting.canvas)[0])
-        psnr_db = export(painting, regions, Path(out) / name, agent, str(path), target_db, refine)
-        refined = f", the agent's {agent_db:.2f} dB refined by {refine} steps" if refine else ""
-        tqdm.write(f"{path} -> {Path(out) / name}.{{png,gif,json,svg}} (vs the image: {target_db:.2f} dB{refined}; "
-                   f"SVG vs PNG: {psnr_db:.1f} dB)")
+    with tqdm(total=len(images), desc=f"paint ({agent})", unit="image") as bar:
+        for first in range(0, len(images), batch_size):  # one actor forward per step for the whole batch
+            paths, small, big = [], [], []
+            for path in images[first:first + batch_size]:
+                try:
+                    image = load_image(path, side)
+                    big.append(load_image(path, side * divide) if divide > 1 else image)
+                except SemguideError as err:
+                    tqdm.write(f"error: {err}", file=sys.stderr)
+                    failed += 1
+                    continue
+                small.append(image)
+                paths.append(path)
+            bar.update(len(images[first:first + batch_size]))
+            if paths:
+                _paint_batch(paths, torch.stack(small).to(device), torch.stack(big).to(device), loaded,
+                                       params, agent, strokes, divide, refine, renderer, out, names)
     print(f"painted {len(images) - failed} of {len(images)} images into {out}")
     return 1 if failed else 0
+
+
+def _paint_batch(paths: list[Path], small: torch.Tensor, big: torch.Tensor, loaded: Models, params, agent: str,
+                 strokes: int, divide: int, refine: int, renderer, out: Path, names: set):
+    """Paint a batch of loaded images [B,3,H,W] (and at `divide` times the side) and export each one."""
+    from tqdm import tqdm
+
+    soft_mask, gbp = loaded.semantics(small)
+    scene = make_scene(small, soft_mask, gbp, params.paint.min_instance_area, params.paint.max_instances)
+    if divide > 1:
+        painting = paint_divided(loaded.agent, scene, big, strokes, divide, every_bundle=True)
+        regions = scene.upsampled(big).regions
+    else:
+        painting = paint(loaded.agent, scene, strokes, every_bundle=True)
+        regions = scene.regions
+    agent_db = psnr(big, painting.canvas)
+    if refine:
+        painting = refine_painting(painting, scene, renderer, refine)
+    target_db = psnr(big, painting.canvas)
+    for i, path in enumerate(paths):
+        name = _unique_stem(Path(path), names)
+        svg_db = export(painting.select(i), regions[i:i + 1], Path(out) / name, agent, str(path),
+                        float(target_db[i]), refine)
+        refined = f", the agent's {float(agent_db[i]):.2f} dB refined by {refine} steps" if refine else ""
+        tqdm.write(f"{path} -> {Path(out) / name}.{{png,gif,json,svg}} (vs the image: {float(target_db[i]):.2f} dB"
+                   f"{refined}; SVG vs PNG: {svg_db:.1f} dB)")
 
 
 def _unique_stem(path: Path, taken: set) -> str:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from skimage.measure import label as connected_components
 
 from semguide_core import strokes as S
+from semguide_core.agent.env import straight_through_density
 from semguide_core.semantics.boxes import mask_to_bbox
 
 
@@ -98,6 +99,12 @@ class Painting:
     def foreground(self) -> torch.Tensor:
         return self.region > BACKGROUND
 
+    def select(self, i: int) -> "Painting":
+        """Painting i of the batch, as a batch of one."""
+        one = slice(i, i + 1)
+        return Painting(self.canvas[one], self.strokes[one], self.region[one],
+                        {count: frame[one] for count, frame in self.frames.items()})
+
 
 def stroke_masks(region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     """The map each stroke's colour is multiplied by (Eq. 3-4), [B, N, H, W], from its region [B, N]."""
@@ -105,12 +112,12 @@ def stroke_masks(region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     return regions[torch.arange(len(region))[:, None], region + 1]
 
 
-def paint_neural(canvas: torch.Tensor, strokes: torch.Tensor, renderer,
-                 masks: torch.Tensor | None = None) -> torch.Tensor:
-    """`strokes.paint` through the neural renderer Phi instead of the rasteriser: strokes [B,N,13] composited
-    in order onto canvas [B,3,H,W], each colour times its mask [B,N,H,W] when given; differentiable."""
+def paint_through(canvas: torch.Tensor, strokes: torch.Tensor, density_fn,
+                  masks: torch.Tensor | None = None) -> torch.Tensor:
+    """`strokes.paint` with a density function (`agent.env`) instead of the rasteriser: strokes [B,N,13]
+    composited in order onto canvas [B,3,H,W], each colour times its mask [B,N,H,W] when given."""
     b, n, _ = strokes.shape
-    density = renderer(strokes.reshape(b * n, -1)[:, :S.SHAPE_SIZE]).view(b, n, *canvas.shape[-2:])
+    density = density_fn(strokes.reshape(b * n, -1)).view(b, n, *canvas.shape[-2:])
     for i in range(n):
         canvas = S.composite(canvas, density[:, i], strokes[:, i, 10:13], None if masks is None else masks[:, i])
     return canvas
@@ -220,20 +227,20 @@ def refine(painting: Painting, scene: Scene, renderer, steps: int, lr: float = 0
 
     Per-image optimisation after the agent, not the agent (the evaluation tables measure the agents): the
     strokes' 13 numbers move in logit space (so they stay in [0, 1]) to lower the MSE to the target of the
-    canvas the neural renderer paints from them; each stroke keeps its place in the order and its region,
-    so a foreground stroke stays masked by its instance (Eq. 4) and an invisible one stays invisible. The
-    final canvas is painted from the refined strokes with the real rasteriser, as every painting is.
-    The gain is bounded by where the renderer and the rasteriser disagree (measured with the baseline
-    agent: a rate of 0.01 gained 1.0 dB in 50 steps on 8 test images and lost it by 200; 0.003 gained
-    0.8 dB at both on 4 of them; README for the committed measurement).
+    canvas the real rasteriser paints from them, with the neural renderer's gradient (the straight-through
+    density the agents train with, `env.straight_through_density`); each stroke keeps its place in the order
+    and its region, so a foreground stroke stays masked by its instance (Eq. 4) and an invisible one stays
+    invisible. Through the renderer's canvas alone the gain stopped where the renderer and the rasteriser
+    disagree (+1.0 dB on 8 test images, and lost again at a higher rate); README for what this gains.
     """
     masks = stroke_masks(painting.region, scene.regions)
     visible = (painting.strokes[..., 8:10].amax(-1, keepdim=True) > 0).to(painting.strokes)
     shown = lambda a: torch.cat([a[..., :8], a[..., 8:10] * visible, a[..., 10:]], -1)  # noqa: E731
     logits = torch.logit(painting.strokes.clamp(1e-4, 1 - 1e-4)).requires_grad_(True)
     opt = torch.optim.Adam([logits], lr=lr)
+    density = straight_through_density(renderer, scene.target.shape[-1])
     for _ in range(steps):
-        canvas = paint_neural(torch.zeros_like(scene.target), shown(torch.sigmoid(logits)), renderer, masks)
+        canvas = paint_through(torch.zeros_like(scene.target), shown(torch.sigmoid(logits)), density, masks)
         loss = ((canvas - scene.target) ** 2).mean(dim=(1, 2, 3)).sum()  # summed: each image its own step
         opt.zero_grad()
         loss.backward()

@@ -43,7 +43,8 @@ def run_probe(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, test_ctx: C
     gen = torch.Generator().manual_seed(seed)
     # the myopic actor update alone (no critic, no discriminator), at a constant learning rate
     p = replace(p, gamma=0.0, distance="l2", lr_decay_at=[])
-    ddpg = DDPG(spec, p, env.neural_density(renderer), updates, test_ctx.targets.device)
+    density = env.training_density(renderer, p.training_canvas, test_ctx.targets.shape[-1])
+    ddpg = DDPG(spec, p, density, updates, test_ctx.targets.device)
     curve = []
     for update in range(updates + 1):
         if update % every == 0 or update == updates:

@@ -49,11 +49,13 @@ def disc_radius(z: torch.Tensor, canvas: int) -> torch.Tensor:
 def rasterise(a: torch.Tensor, canvas: int) -> torch.Tensor:
     """Density maps Phi[a] in [0,1], [N, canvas, canvas], for strokes a [N, >=10] (colour is ignored).
 
-    Each stroke is drawn only in its own window: the smallest square of whole 2 x 2 blocks of the grid that
-    holds all its discs, so the work follows the strokes' size and not the canvas. Strokes are sorted by
-    window size and drawn in chunks that share one window side; every pixel outside a stroke's window is 0,
-    and inside it the same comparisons are made as on the whole grid, so the result is exactly that of
-    drawing on the whole grid.
+    Work follows the strokes' area, not the canvas: each stroke gets a window, the smallest square of whole
+    2 x 2 blocks of the grid that holds all its discs, and each disc is compared only with the pixels of
+    its own box inside that window. A pixel takes the opacity of the last disc that covers it (the largest
+    disc index, one `scatter_reduce` with amax), which is what drawing the discs in order does. Every
+    comparison is the same float expression as on the whole grid, so the result is exactly that of drawing
+    on the whole grid (tested). Strokes are sorted by window size and drawn in chunks sharing one window
+    side and one box side.
     """
     if a.ndim != 2 or a.shape[1] < SHAPE_SIZE:
         raise ValueError(f"strokes must be [N, >= {SHAPE_SIZE}], got {tuple(a.shape)}")
@@ -63,50 +65,65 @@ def rasterise(a: torch.Tensor, canvas: int) -> torch.Tensor:
     side = canvas * SUPERSAMPLE
     points, z, w = curve_samples(a)
     points = points * (side - 1)  # pixel centres of the grid sit at integers 0 .. side-1
-    radius = disc_radius(z, canvas)
+    radius = disc_radius(z, canvas)[..., None]
     # each stroke's window: from the even grid line at or below its discs' lowest edge, a whole number of
     # 2 x 2 blocks wide, kept inside the grid
-    low = ((points - radius[..., None]).amin(1).floor().clamp(0, side - 2) / 2).floor() * 2   # [N, 2] (x, y)
-    high = (points + radius[..., None]).amax(1).ceil().clamp(0, side - 1)
-    width = (((high - low).amax(1) + 1) / 2).ceil() * 2                                      # [N], even
-    order = torch.argsort(width)
-    sorted_widths = [int(v) for v in width[order].tolist()]  # plain ints: the grouping below is Python
-    max_pixels = 2 ** 20  # grid pixels drawn at a time (stays in cache)
+    low = ((points - radius).amin(1).floor().clamp(0, side - 2) / 2).floor() * 2    # [N, 2] (x, y)
+    high = (points + radius).amax(1).ceil().clamp(0, side - 1)
+    window = (((high - low).amax(1) + 1) / 2).ceil() * 2                            # [N], even
+    # each disc's box: the grid pixels from the one at or below its lowest edge to the one at its highest
+    box_low = (points - radius).floor()                                              # [N, n, 2]
+    box = ((points + radius).floor() - box_low + 1).amax(2).amax(1)                  # [N], per stroke
+    order = torch.argsort(window)
+    windows = [int(v) for v in window[order].tolist()]  # plain ints: the grouping below is Python
+    boxes = [int(v) for v in box[order].tolist()]
+    budget = 2 ** 21  # disc-pixel comparisons (and window pixels) per chunk: stays in cache
     first = 0
     while first < len(a):
-        size = sorted_widths[first]
-        # the largest group of next strokes whose window fits one side: the widest of them sets it
-        count = 1
-        while first + count < len(a) and sorted_widths[first + count] <= size * 1.25 + 2 and \
-                (count + 1) * sorted_widths[first + count] ** 2 <= max_pixels:
-            count += 1
+        # the next strokes whose windows are at most a quarter wider than the first's, within the budget
+        count, chunk_box = 1, boxes[first]
+        while first + count < len(a) and windows[first + count] <= windows[first] * 1.25 + 2:
+            wider = max(chunk_box, boxes[first + count])
+            if (count + 1) * max(windows[first + count] ** 2, CURVE_SAMPLES * wider ** 2) > budget:
+                break
+            count, chunk_box = count + 1, wider
         chunk = order[first:first + count]
-        size = min(side, sorted_widths[first + count - 1])
+        size = min(side, windows[first + count - 1])
         origin = torch.minimum(low[chunk], torch.tensor(float(side - size)))  # stays even: side, size even
-        out[chunk] = _draw_in_windows(points[chunk], radius[chunk] ** 2, w[chunk], origin, size, canvas)
+        out[chunk] = _draw_discs(points[chunk], radius[chunk, :, 0] ** 2, w[chunk], box_low[chunk],
+                                 chunk_box if 2 * chunk_box ** 2 < size ** 2 else size, origin, size, canvas)
         first += count
     return out
 
 
-def _draw_in_windows(points, radius2, w, origin, size: int, canvas: int) -> torch.Tensor:
-    """Discs of N strokes in N windows of `size` grid pixels at `origin` [N, 2], down-sampled and placed
-    on the canvas: [N, canvas, canvas]."""
-    steps = torch.arange(size, dtype=points.dtype, device=points.device)
-    gx, gy = origin[:, 0:1] + steps, origin[:, 1:2] + steps  # [N, size]: whole numbers, exact in float
-    # a grid pixel (y, x) is inside disc i when dx2_i[x] <= radius2_i - dy2_i[y]: one broadcast compare
-    dx2 = (gx[:, None, :] - points[..., 0:1]) ** 2                      # [N, n, size]
-    room = radius2[..., None] - (gy[:, None, :] - points[..., 1:2]) ** 2  # [N, n, size]
-    image = points.new_zeros(len(points), size, size)
-    inside = torch.empty(image.shape, dtype=torch.bool, device=points.device)
-    for i in range(points.shape[1]):  # in curve order, so later discs overwrite earlier ones
-        torch.le(dx2[:, i, None, :], room[:, i, :, None], out=inside)  # in place: no per-disc allocation
-        torch.where(inside, w[:, i, None, None], image, out=image)
-    small = F.avg_pool2d(image[:, None], SUPERSAMPLE)[:, 0]           # [N, size / 2, size / 2]
+def _draw_discs(points, radius2, w, box_low, box: int, origin, size: int, canvas: int) -> torch.Tensor:
+    """The discs of M strokes, each disc compared with a box x box square of its stroke's window (`size`
+    grid pixels at `origin` [M, 2]), down-sampled and placed on the canvas: [M, canvas, canvas]."""
+    m, n = w.shape
+    # the box, moved into the window: every pixel of the disc inside the window stays in it
+    start = torch.maximum(torch.minimum(box_low, (origin + (size - box))[:, None]), origin[:, None])  # [M, n, 2]
+    steps = torch.arange(box, dtype=points.dtype, device=points.device)
+    gx, gy = start[..., 0:1] + steps, start[..., 1:2] + steps  # [M, n, box]: whole numbers, exact in float
+    # a grid pixel (y, x) is inside disc i when dx2_i[x] <= radius2_i - dy2_i[y]
+    inside = ((gx - points[..., 0:1]) ** 2)[:, :, None, :] <= \
+        (radius2[..., None] - (gy - points[..., 1:2]) ** 2)[:, :, :, None]           # [M, n, box, box]
+    index = torch.arange(1, n + 1, dtype=torch.int16, device=points.device)[None, :, None, None]
+    label = torch.where(inside, index, torch.zeros((), dtype=torch.int16, device=points.device))
+    if box == size:  # every box is the window: the last covering disc is a max over the discs
+        last = label.amax(1).view(m, -1).long()
+    else:
+        local = (start - origin[:, None]).long()
+        corner = local[..., 1] * size + local[..., 0]                                 # [M, n]
+        steps = torch.arange(box, device=points.device)
+        at = (corner[..., None] + (steps[:, None] * size + steps).flatten()).view(m, -1)  # window pixels
+        last = label.new_zeros(m, size * size).scatter_reduce_(1, at, label.view(m, -1), "amax").long()
+    image = torch.where(last > 0, w.gather(1, (last - 1).clamp(min=0)), 0.0)  # the last covering disc's w
+    small = F.avg_pool2d(image.view(m, 1, size, size), SUPERSAMPLE)[:, 0]     # [M, size / 2, size / 2]
     half = size // SUPERSAMPLE
     cells = torch.arange(half, device=points.device)
     x0, y0 = (origin / SUPERSAMPLE).long().unbind(1)
     flat = ((y0[:, None] + cells)[:, :, None] * canvas + (x0[:, None] + cells)[:, None, :]).flatten(1)
-    out = points.new_zeros(len(points), canvas * canvas)
+    out = points.new_zeros(m, canvas * canvas)
     return out.scatter_(1, flat, small.flatten(1)).view(-1, canvas, canvas)
 
 

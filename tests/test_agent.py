@@ -23,7 +23,8 @@ from semguide_core.strokes import rasterise
 SIDE = 16
 TINY = AgentParams(episode_steps=2, envs=4, train_steps=8, warmup_steps=2, batch_size=8, replay_size=64,
                    actor_width=4, critic_width=4, disc_width=4, checkpoint_every=2, log_every=2, val_images=2,
-                   gamma=0.774, updates_per_step=1.0)
+                   gamma=0.774, updates_per_step=1.0,
+                   training_canvas="renderer")  # TinyRenderer is no model of the rasteriser
 
 
 class TinyRenderer(torch.nn.Module):
@@ -90,6 +91,20 @@ def test_baseline_composites_unmasked():
 
 
 # ---------------------------------------------------------------------------------------------- rewards
+def test_straight_through_density_has_the_rasterisers_values_and_the_renderers_gradient():
+    renderer = TinyRenderer()
+    a = torch.rand(6, 13, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    density = env.training_density(renderer, "rasteriser", SIDE)
+    weights = torch.rand(SIDE, SIDE)
+    (density(a) * weights).sum().backward()
+    assert torch.allclose(density(a), rasterise(a.detach(), SIDE), atol=1e-6)
+    expected = torch.autograd.grad((renderer(a[:, :10]) * weights).sum(), a)[0]
+    assert torch.allclose(a.grad, expected) and a.grad[:, :10].abs().sum() > 0
+    with torch.no_grad():  # acting and validation: the rasteriser alone
+        assert torch.equal(density(a), rasterise(a, SIDE))
+    assert torch.equal(env.training_density(renderer, "renderer", SIDE)(a), renderer(a[:, :10]))
+
+
 def test_focus_distance_hand_case_and_invariance_to_extent():
     target = torch.zeros(1, 3, 4, 4)
     canvas = torch.zeros(1, 3, 4, 4)

@@ -1,5 +1,6 @@
 """paint: Eq. 16, instances, the painting loop, exports (SVG round trip), image input and bad files."""
 import json
+import shutil
 import sys
 
 import numpy as np
@@ -253,9 +254,9 @@ def write_baseline_agent(models):
     torch.save(agent_file(agent, arch, 16), models / "agent_baseline.pt")
 
 
-def run_paint(tmp_path, capsys, models, images, divide=1, strokes=10, refine=0):
+def run_paint(tmp_path, capsys, models, images, divide=1, strokes=10, refine=0, batch_size=16):
     """paint_files as the CLI runs it: a SemguideError becomes one `error:` line and exit status 1."""
-    (tmp_path / "params.yaml").write_text("canvas: 16\ndevice: cpu\n")
+    (tmp_path / "params.yaml").write_text(f"canvas: 16\ndevice: cpu\npaint:\n  batch_size: {batch_size}\n")
     with pytest.raises(SystemExit) as status:
         run_stage(lambda: sys.exit(paint_files(images, agent="baseline", strokes=strokes, out=tmp_path / "out",
                                                divide=divide, models=models, params_file=tmp_path / "params.yaml",
@@ -281,6 +282,26 @@ def test_paint_files_skips_bad_files_and_paints_the_rest(tmp_path, capsys):
     record = json.loads((tmp_path / "out" / "good.json").read_text())
     assert len(record["strokes"]) == 10 and record["svg_psnr_db"] > 30
     assert not (tmp_path / "out" / "notes.png").exists()
+
+
+@pytest.mark.slow
+def test_paint_files_paints_in_batches_what_it_paints_one_at_a_time(tmp_path, capsys):
+    write_baseline_agent(tmp_path / "models")
+    ramp = np.linspace(0, 255, 24, dtype=np.uint8)
+    Image.fromarray(np.stack([np.tile(ramp, (24, 1)), np.tile(ramp[:, None], (1, 24)), 255 - np.tile(ramp, (24, 1))], -1)).save(tmp_path / "ramp.png")
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(tmp_path / "red.png")
+    (tmp_path / "bad.png").write_text("not an image")
+    images = [tmp_path / n for n in ("ramp.png", "bad.png", "red.png", "ramp.png")]
+    strokes = {}
+    for batch_size in (1, 3):
+        code, output = run_paint(tmp_path, capsys, tmp_path / "models", images, batch_size=batch_size)
+        assert code == 1 and output.err.count("error:") == 1 and "bad.png" in output.err
+        strokes[batch_size] = {n: np.array([r["a"] for r in json.loads((tmp_path / "out" / f"{n}.json").read_text())["strokes"]])
+                               for n in ("ramp", "red", "ramp_2")}
+        shutil.rmtree(tmp_path / "out")
+    for name, one_at_a_time in strokes[1].items():  # the same strokes, to the JSON's 5 digits and conv rounding
+        assert one_at_a_time.shape == (10, 13) and np.allclose(strokes[3][name], one_at_a_time, atol=2e-5), name
+    assert np.array_equal(strokes[1]["ramp"], strokes[1]["ramp_2"])
 
 
 @pytest.mark.slow

@@ -51,7 +51,8 @@ def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Che
     steps only, never in minutes, so the result does not depend on the machine's speed or load.
     """
     T, E = p.episode_steps, p.envs
-    ddpg = DDPG(spec, p, env.neural_density(renderer), total_updates(p), device, world)
+    density = env.training_density(renderer, p.training_canvas, pool.images.shape[-1])
+    ddpg = DDPG(spec, p, density, total_updates(p), device, world)
     replay = Replay(p.replay_size, pool.images.shape[-1], p.bundle)
     gen = torch.Generator().manual_seed(world.seed(p.seed))
     env_step, updates, owed, sums = 0, 0, 0.0, {}
