@@ -110,8 +110,8 @@ def paint_files(images: list[Path], agent: str = "semantic", strokes: int = 200,
                 paths.append(path)
             bar.update(len(images[first:first + batch_size]))
             if paths:
-                _paint_batch(paths, torch.stack(small).to(device), torch.stack(big).to(device), loaded,
-                                       params, agent, strokes, divide, refine, renderer, out, names)
+                _paint_batch(paths, torch.stack(small).to(device), torch.stack(big).to(device), loaded, params,
+                             agent, strokes, divide, refine, renderer, out, names)
     print(f"painted {len(images) - failed} of {len(images)} images into {out}")
     return 1 if failed else 0
 
