@@ -288,7 +288,8 @@ def test_paint_files_skips_bad_files_and_paints_the_rest(tmp_path, capsys):
 def test_paint_files_paints_in_batches_what_it_paints_one_at_a_time(tmp_path, capsys):
     write_baseline_agent(tmp_path / "models")
     ramp = np.linspace(0, 255, 24, dtype=np.uint8)
-    Image.fromarray(np.stack([np.tile(ramp, (24, 1)), np.tile(ramp[:, None], (1, 24)), 255 - np.tile(ramp, (24, 1))], -1)).save(tmp_path / "ramp.png")
+    rows, cols = np.tile(ramp, (24, 1)), np.tile(ramp[:, None], (1, 24))
+    Image.fromarray(np.stack([rows, cols, 255 - rows], -1)).save(tmp_path / "ramp.png")
     Image.new("RGB", (20, 20), (200, 30, 30)).save(tmp_path / "red.png")
     (tmp_path / "bad.png").write_text("not an image")
     images = [tmp_path / n for n in ("ramp.png", "bad.png", "red.png", "ramp.png")]
@@ -296,8 +297,8 @@ def test_paint_files_paints_in_batches_what_it_paints_one_at_a_time(tmp_path, ca
     for batch_size in (1, 3):
         code, output = run_paint(tmp_path, capsys, tmp_path / "models", images, batch_size=batch_size)
         assert code == 1 and output.err.count("error:") == 1 and "bad.png" in output.err
-        strokes[batch_size] = {n: np.array([r["a"] for r in json.loads((tmp_path / "out" / f"{n}.json").read_text())["strokes"]])
-                               for n in ("ramp", "red", "ramp_2")}
+        records = {n: json.loads((tmp_path / "out" / f"{n}.json").read_text()) for n in ("ramp", "red", "ramp_2")}
+        strokes[batch_size] = {n: np.array([r["a"] for r in record["strokes"]]) for n, record in records.items()}
         shutil.rmtree(tmp_path / "out")
     for name, one_at_a_time in strokes[1].items():  # the same strokes, to the JSON's 5 digits and conv rounding
         assert one_at_a_time.shape == (10, 13) and np.allclose(strokes[3][name], one_at_a_time, atol=2e-5), name
