@@ -5,7 +5,7 @@ range. `load_params()` reads params.yaml, rejects unknown keys, wrong types and 
 one-line `ConfigError` naming the key and the value, and returns a frozen `Params` tree that stages read
 (`params.renderer.steps`, `params.eta`, ...).
 
-The paper's reward weights (eta, nu, kappa) live at the top level so that `dvc exp run -S eta=3` works.
+The paper's reward weights (eta, nu) live at the top level so that `dvc exp run -S eta=3` works.
 The file is long because it is the pipeline's one list of hyperparameters (about 110, each with its
 range and a line saying what it does), followed by the small loader that checks them.
 """
@@ -232,7 +232,6 @@ class Params:
     """The whole params.yaml."""
     eta: float = param(2.0, lo=0.0, doc="foreground reward weight (Eq. 19)")
     nu: float = param(10.0, lo=0.0, doc="focus reward weight (Eq. 19)")
-    kappa: float = param(0.0, lo=0.0, doc="focus-only ablation weight (Sec. 7.1); 0 = baseline")
     canvas: int = param(64, lo=16, hi=1024, doc="canvas side in pixels (the paper: 128)")
     device: str = param("auto", choices=["auto", "cpu", "cuda"])
     dataset: str = param("sample-birds", choices=["sample-birds", "sample-cars", "sample-scenes", "cub", "cars",

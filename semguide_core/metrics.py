@@ -18,7 +18,9 @@ def mse(target: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
 
 
 def foreground_mse(target: torch.Tensor, canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """MSE per image over its foreground pixels (and the 3 channels), [N]; nan for an image without one."""
+    """MSE per image over its foreground pixels (and the 3 channels), [N]; nan for an image without one.
+
+    A mask in [0, 1] weighs each pixel's squared error (a weighted mean: the GBP-weighted error)."""
     squared = (mask * ((target - canvas) ** 2).mean(1, keepdim=True)).flatten(1).sum(1)
     area = mask.flatten(1).sum(1)
     return torch.where(area > 0, squared / area.clamp(min=1), torch.full_like(area, float("nan")))
@@ -34,8 +36,13 @@ def db(mse_value: float) -> float:
     return 10 * math.log10(1 / max(mse_value, 1e-10))
 
 
-def image_means(target: torch.Tensor, canvas: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-    """{'l2': mean MSE, 'fg_l2': mean foreground MSE over the images with an object (nan if none)}."""
-    fg = foreground_mse(target, canvas, mask)
-    has_fg = ~fg.isnan()
-    return {"l2": mse(target, canvas).mean().item(), "fg_l2": fg[has_fg].mean().item() if has_fg.any() else float("nan")}
+def image_means(target: torch.Tensor, canvas: torch.Tensor, mask: torch.Tensor, **maps: torch.Tensor) -> dict[str, float]:
+    """{'l2': mean MSE, 'fg_l2': mean foreground MSE over the images with an object (nan if none)}, and
+    '<name>_l2' for each further map [N, 1, H, W] given (e.g. part=..., gbp=...): `foreground_mse` with that
+    map, averaged over the images where it is not all zero."""
+    scores = {"l2": mse(target, canvas).mean().item()}
+    for name, weights in {"fg": mask, **maps}.items():
+        per_image = foreground_mse(target, canvas, weights)
+        has = ~per_image.isnan()
+        scores[f"{name}_l2"] = per_image[has].mean().item() if has.any() else float("nan")
+    return scores

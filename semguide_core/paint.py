@@ -32,7 +32,8 @@ class Models:
     def load(cls, agent_path: Path, name: str, canvas: int, psi_path: Path, expert_path: Path, gbp_percentile: float,
              device) -> "Models":
         from semguide_core.agent import load_agent
-        from semguide_core.semantics import load_expert, load_psi
+        from semguide_core.semantics.expert import load_expert
+        from semguide_core.semantics.psi import load_psi
         from semguide_core.semantics.guided_backprop import make_guided
 
         agent = load_agent(agent_path, device, name, canvas)
@@ -46,7 +47,7 @@ class Models:
         if self.psi is None:
             zeros = images.new_zeros(len(images), 1, *images.shape[-2:])
             return zeros, zeros
-        from semguide_core.semantics import gbp_maps
+        from semguide_core.semantics.expert import gbp_maps
 
         with torch.no_grad():
             masks, boxes = self.psi(images)

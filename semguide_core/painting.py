@@ -112,17 +112,6 @@ def stroke_masks(region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     return regions[torch.arange(len(region))[:, None], region + 1]
 
 
-def paint_through(canvas: torch.Tensor, strokes: torch.Tensor, density_fn,
-                  masks: torch.Tensor | None = None) -> torch.Tensor:
-    """`strokes.paint` with a density function (`agent.env`) instead of the rasteriser: strokes [B,N,13]
-    composited in order onto canvas [B,3,H,W], each colour times its mask [B,N,H,W] when given."""
-    b, n, _ = strokes.shape
-    density = density_fn(strokes.reshape(b * n, -1)).view(b, n, *canvas.shape[-2:])
-    for i in range(n):
-        canvas = S.composite(canvas, density[:, i], strokes[:, i, 10:13], None if masks is None else masks[:, i])
-    return canvas
-
-
 def draw(canvas: torch.Tensor, strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     """Composite strokes [B,N,13] in order onto canvas [B,3,H,W], each coloured inside its region (Eq. 3-4)."""
     return S.paint(canvas, strokes, stroke_masks(region, regions))
@@ -240,7 +229,7 @@ def refine(painting: Painting, scene: Scene, renderer, steps: int, lr: float = 0
     opt = torch.optim.Adam([logits], lr=lr)
     density = straight_through_density(renderer, scene.target.shape[-1])
     for _ in range(steps):
-        canvas = paint_through(torch.zeros_like(scene.target), shown(torch.sigmoid(logits)), density, masks)
+        canvas = S.paint(torch.zeros_like(scene.target), shown(torch.sigmoid(logits)), masks, density)
         loss = ((canvas - scene.target) ** 2).mean(dim=(1, 2, 3)).sum()  # summed: each image its own step
         opt.zero_grad()
         loss.backward()

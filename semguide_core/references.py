@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from semguide_core.agent.env import neural_density
 from semguide_core.data.prepared import load_prepared
 from semguide_core.metrics import db, image_means, mse
-from semguide_core.painting import paint_through
 from semguide_core.strokes import STROKE_SIZE, paint
 
 # The optimum's strokes start in the cells of an OPTIMUM_GRID x OPTIMUM_GRID grid with the largest residual
@@ -79,7 +78,7 @@ def optimum(targets: torch.Tensor, renderer, strokes: int = 200, stage: int = 5,
         opt = torch.optim.Adam([logits], lr=lr)
         for _ in range(steps):
             # summed over images, so each image's strokes get the same step whatever the batch size
-            painted = paint_through(canvas, torch.sigmoid(logits), neural_density(renderer))
+            painted = paint(canvas, torch.sigmoid(logits), density_fn=neural_density(renderer))
             loss = ((painted - targets) ** 2).mean(dim=(1, 2, 3)).sum()
             opt.zero_grad()
             loss.backward()

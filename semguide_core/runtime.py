@@ -17,9 +17,16 @@ from typing import Callable
 
 import numpy as np
 import torch
+import typer
+import typer.main
 
 import semguide_core
 from semguide_core.errors import ModelFileError, SemguideError
+
+try:  # recent typer releases carry their own copy of click and raise its errors, not click's
+    from typer._click.exceptions import UsageError
+except ImportError:
+    from click.exceptions import UsageError
 
 
 @contextlib.contextmanager
@@ -87,17 +94,32 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main(); a SemguideError becomes one line on stderr and exit status 1."""
+def run_stage(main: Callable[..., None]) -> None:
+    """Run a stage's main(), its arguments parsed from the command line (typer, from main's signature).
+
+    Each stage's `cmd` in dvc.yaml passes every path the script reads or writes, so dvc.yaml is the one
+    place paths are written. A usage error (an argument missing or extra) becomes one line on stderr and
+    exit status 2, a SemguideError one line and exit status 1.
+    """
     _wait_passively(main)
     # Late in training, gradients and Adam's second moments fall into the float32 denormal range,
     # where CPU arithmetic is many times slower: the renderer's backward pass went from 24 to 65 ms.
     # Flushing them to zero changes no result that matters and keeps every step as fast as the first.
     torch.set_flush_denormal(True)
+    app = typer.Typer(add_completion=False)
+    app.command()(main)
+    script = sys.argv[0]
+    first_rank = os.environ.get("RANK", "0") == "0"  # one line per job, not one per process
     try:
-        main()
+        # standalone_mode=False: return when main does instead of sys.exit(0), so a stage run in-process
+        # (runpy, as tests do) leaves its host running; errors are raised to be reported below
+        typer.main.get_command(app).main(sys.argv[1:], prog_name=script, standalone_mode=False)
+    except UsageError as err:
+        if first_rank:
+            print(f"error: {script}: {err.format_message()}", file=sys.stderr)
+        sys.exit(2)
     except SemguideError as err:
-        if not err.every_rank or os.environ.get("RANK", "0") == "0":  # one line per job, not per process
+        if not err.every_rank or first_rank:
             print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
 

@@ -145,15 +145,26 @@ def composite(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor,
     return canvas * (1 - density[:, None]) + coloured
 
 
-def paint(canvas: torch.Tensor, strokes: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
-    """Rasterise and composite strokes [N,K,13] onto canvas [N,3,H,W] in order k = 0..K-1.
+def paint(canvas: torch.Tensor, strokes: torch.Tensor, masks: torch.Tensor | None = None,
+          density_fn=None) -> torch.Tensor:
+    """Composite strokes [N,K,13] onto canvas [N,3,H,W] in order k = 0..K-1: the one painting loop of
+    training rollouts, the actor's loss, `semguide paint`, `--refine` and the reference canvases.
 
-    masks: optional [N,K,H,W], the mask each stroke's colour is multiplied by.
+    masks: optional [N,K,H,W], the mask each stroke's colour is multiplied by (Eq. 3-4).
+    density_fn: strokes [M,13] -> Phi [M,H,W]; the real rasteriser when None, else e.g. the neural
+    renderer (`agent.env`), through which gradients flow.
     """
     n, k, _ = strokes.shape
-    density = rasterise(strokes.reshape(n * k, -1), canvas.shape[-1]).reshape(n, k, *canvas.shape[-2:])
-    for i in range(k):
-        canvas = composite(canvas, density[:, i], strokes[:, i, 10:13], None if masks is None else masks[:, i])
+    side = canvas.shape[-1]
+    density = (density_fn or (lambda a: rasterise(a, side)))(strokes.reshape(n * k, -1))
+    return composite_all(canvas, density.view(n, k, *canvas.shape[-2:]), strokes[..., 10:13], masks)
+
+
+def composite_all(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor,
+                  masks: torch.Tensor | None = None) -> torch.Tensor:
+    """`composite` of K strokes in order, from densities [N,K,H,W], colours [N,K,3], masks [N,K,H,W] or None."""
+    for i in range(density.shape[1]):
+        canvas = composite(canvas, density[:, i], rgb[:, i], None if masks is None else masks[:, i])
     return canvas
 
 

@@ -1,16 +1,20 @@
 """Stage `paint`: paint the test images with the baseline and the semantic agent (Sec. 6.3, Eq. 16).
 
-Reads artifacts/prepared, Psi's masks (artifacts/psi), the GBP maps (artifacts/gbp) and
-models/agent_{baseline,semantic}.pt. Writes artifacts/paint/<agent>/: canvases.npy, frames.npy (the canvas
-after each of paint.frame_counts strokes), strokes.npy, region.npy, idx.npy, frames.json.
+Reads the prepared dataset, Psi's masks, the GBP maps and the two agents. Writes into the folder `out`,
+per agent, <agent>/: canvases.npy, frames.npy (the canvas after each of paint.frame_counts strokes),
+strokes.npy, region.npy, idx.npy, frames.json.
 
-Fig. 4 pass: `paint.scenes` test images of sample-scenes (street scenes with several vehicles; data/), are
-painted by the same two agents, whatever dataset they were trained on. Their foreground comes from the
-segmenter (trained on sample-scenes too; Psi only knows the prepared dataset), each connected vehicle an
-instance for Eq. 16, and their GBP map from the expert. Written to artifacts/paint/scenes/.
+Fig. 4 pass: `paint.scenes` test images of sample-scenes (street scenes with several vehicles, read from
+prepare.data_dir), are painted by the same two agents, whatever dataset they were trained on. Their
+foreground comes from the segmenter (trained on sample-scenes too; Psi only knows the prepared dataset),
+each connected vehicle an instance for Eq. 16, and their GBP map from the expert. Written to
+`out`/scenes/.
 """
+from pathlib import Path
+
 import numpy as np
 import torch
+import typer
 from tqdm import tqdm
 
 from semguide_core.agent import load_agent
@@ -21,13 +25,12 @@ from semguide_core.errors import DataError
 from semguide_core.exports import to_uint8
 from semguide_core.painting import make_scene, paint
 from semguide_core.runtime import atomic_path, pick_device, run_stage, seed_everything, write_json
-from semguide_core.semantics import gbp_maps, load_expert, load_segmenter
 from semguide_core.semantics.boxes import mask_to_bbox
 from semguide_core.semantics.datasets import prepare_in_memory
+from semguide_core.semantics.expert import gbp_maps, load_expert
 from semguide_core.semantics.guided_backprop import make_guided
 from semguide_core.semantics.model_files import run_batched
-
-AGENTS = ("baseline", "semantic")
+from semguide_core.semantics.segmenter import load_segmenter
 
 
 def load_map(path, n_images):
@@ -61,41 +64,49 @@ def paint_set(agent, targets, soft_masks, gbp, p, counts, device, folder):
     write_json(folder / "frames.json", {"counts": counts, "strokes": p.strokes, "agent_kind": agent.kind})
 
 
-def scenes(params, device):
+def scenes(params, segmenter: Path, expert: Path, device):
     """The Fig. 4 inputs: targets [N,3,H,W], true instances [N,H,W], segmenter masks and GBP maps [N,1,H,W]."""
     street = prepare_in_memory("sample-scenes", params, 0)
     test = select(list(street.split("test")), params.paint.scenes)
     batch = street.tensors(test)
-    soft_masks = run_batched(load_segmenter("models/segmenter.pt", device), batch.images, 16)
-    expert = make_guided(load_expert("models/expert.pt", device))
-    gbp = gbp_maps(expert, batch.images, soft_masks, mask_to_bbox(soft_masks[:, 0]), params.gbp.percentile)
+    soft_masks = run_batched(load_segmenter(segmenter, device), batch.images, 16)
+    guided = make_guided(load_expert(expert, device))
+    gbp = gbp_maps(guided, batch.images, soft_masks, mask_to_bbox(soft_masks[:, 0]), params.gbp.percentile)
     return batch.images, batch.instances.numpy().astype(np.uint8), soft_masks, gbp.detach().cpu()
 
 
-def main():
+def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage prepare)"),
+         psi: Path = typer.Option(..., help="Psi's masks (stage train_psi)"),
+         gbp: Path = typer.Option(..., help="the GBP maps (stage gbp)"),
+         baseline: Path = typer.Option(..., help="the baseline agent (stage train_agent@baseline)"),
+         semantic: Path = typer.Option(..., help="the semantic agent (stage train_agent@semantic)"),
+         segmenter: Path = typer.Option(..., help="the segmenter, for the sample-scenes pass"),
+         expert: Path = typer.Option(..., help="the expert classifier, for the sample-scenes pass"),
+         out: Path = typer.Option(..., help="the paintings (folder)")):
     params = load_params()
     p = params.paint
     device = pick_device(params.device)
     seed_everything(0)
-    data = load_prepared("artifacts/prepared")
+    data = load_prepared(prepared)
     test = data.split("test").copy()  # writable: it indexes tensors
     test = test[:p.max_images] if p.max_images else test
-    soft_masks = load_map("artifacts/psi/masks.npy", len(data))[test]
-    gbp = load_map("artifacts/gbp/maps.npy", len(data))[test]
+    soft_masks = load_map(psi / "masks.npy", len(data))[test]
+    maps = load_map(gbp / "maps.npy", len(data))[test]
     targets = data.tensors(test).images
     counts = sorted(set(c for c in p.frame_counts if c <= p.strokes) | {p.strokes})
-    agents = {name: load_agent(f"models/agent_{name}.pt", device, name, params.canvas) for name in AGENTS}
-    street = scenes(params, device)
+    agents = {name: load_agent(path, device, name, params.canvas)
+              for name, path in (("baseline", baseline), ("semantic", semantic))}
+    street = scenes(params, segmenter, expert, device)
 
-    with atomic_path("artifacts/paint") as out:
+    with atomic_path(out) as tmp:
         for name, agent in agents.items():
-            paint_set(agent, targets, soft_masks, gbp, p, counts, device, out / name)
-            np.save(out / name / "idx.npy", np.asarray(test, dtype=np.int64))
+            paint_set(agent, targets, soft_masks, maps, p, counts, device, tmp / name)
+            np.save(tmp / name / "idx.npy", np.asarray(test, dtype=np.int64))
         street_targets, instances, street_masks, street_gbp = street
         for name, agent in agents.items():
-            paint_set(agent, street_targets, street_masks, street_gbp, p, counts, device, out / "scenes" / name)
-        np.save(out / "scenes" / "targets.npy", to_uint8(street_targets))
-        np.save(out / "scenes" / "instances.npy", instances)
+            paint_set(agent, street_targets, street_masks, street_gbp, p, counts, device, tmp / "scenes" / name)
+        np.save(tmp / "scenes" / "targets.npy", to_uint8(street_targets))
+        np.save(tmp / "scenes" / "instances.npy", instances)
 
 
 if __name__ == "__main__":

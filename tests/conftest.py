@@ -1,6 +1,9 @@
-"""Shared fixtures: a temporary copy of the repository to run stages end to end with `dvc repro`."""
+"""Shared fixtures: a temporary copy of the repository to run stages end to end with `dvc repro`, and each
+stage's command line as dvc.yaml writes it (tests run stage scripts with the paths dvc.yaml gives them)."""
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +13,45 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+DVC_FILES = ("dvc.yaml", "ablation/dvc.yaml")
+
+
+def dvc_stages() -> dict[str, dict]:
+    """Every stage of dvc.yaml and ablation/dvc.yaml by its DVC address ("strokes", "train_agent@semantic",
+    "ablation/dvc.yaml:train_agent_focus"), a foreach stage once per item with ${key} and ${item.*} filled
+    in (other ${...}, params, are left as they are). Paths in them are relative to the repository root."""
+    stages = {}
+    for dvc_file in DVC_FILES:
+        prefix = "" if dvc_file == "dvc.yaml" else f"{dvc_file}:"
+        for name, stage in yaml.safe_load((REPO / dvc_file).read_text())["stages"].items():
+            wdir = stage.get("do", stage).get("wdir", ".")
+            assert os.path.normpath(Path(dvc_file).parent / wdir) == ".", f"{dvc_file}:{name}: wdir is not the root"
+            if "foreach" not in stage:
+                stages[prefix + name] = stage
+                continue
+            for key, item in stage["foreach"].items():
+                values = {"key": key, **{f"item.{k}": str(v) for k, v in item.items()}}
+                stages[f"{prefix}{name}@{key}"] = _fill(stage["do"], values)
+    return stages
+
+
+def _fill(obj, values: dict):
+    """obj (strings, lists, dicts, keys too) with each ${name} of `values` replaced by its value."""
+    if isinstance(obj, str):
+        return re.sub(r"\$\{([\w.]+)\}", lambda m: values.get(m[1], m[0]), obj)
+    if isinstance(obj, list):
+        return [_fill(x, values) for x in obj]
+    if isinstance(obj, dict):
+        return {_fill(k, values): _fill(v, values) for k, v in obj.items()}
+    return obj
+
+
+def stage_command(address: str) -> list[str]:
+    """A stage's cmd from its script on, as a list of words: stage_command("strokes") is
+    ["stages/strokes.py", "artifacts/strokes"]. The launcher before the script (`python`, or `python -m
+    semguide_core.distributed N`) is left out: a test starts the script its own way."""
+    words = dvc_stages()[address]["cmd"].split()
+    return words[next(i for i, word in enumerate(words) if word.endswith(".py")):]
 
 
 class RepoCopy:

@@ -46,8 +46,8 @@ def synthetic_pool(n=12) -> Pool:
     masks[:, :, 4:12, 3:11] = 1
     instances = masks[:, 0].to(torch.uint8)
     return Pool(images=images, masks=masks.half(), gbp=(masks * 0.5).half(), bboxes=mask_to_bbox(masks[:, 0]),
-                gt_masks=masks.to(torch.uint8), instances=instances, n_instances=np.ones(n, dtype=int),
-                train=[np.arange(8)], test=np.arange(8, n))
+                gt_masks=masks.to(torch.uint8), parts=masks.to(torch.uint8), instances=instances,
+                n_instances=np.ones(n, dtype=int), train=[np.arange(8)], test=np.arange(8, n))
 
 
 def test_unknown_agent_name_is_a_config_error():

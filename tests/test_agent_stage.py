@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import stage_command
 
 from semguide_core.agent import load_agent, rollout
 from semguide_core.agent.rewards import Context
@@ -18,6 +19,9 @@ from semguide_core.runtime import save_torch
 
 REPO = Path(__file__).resolve().parents[1]
 SIDE, N = 16, 10
+STAGES = {"baseline": "train_agent@baseline", "semantic": "train_agent@semantic",
+          "focus_ablation": "ablation/dvc.yaml:train_agent_focus@kappa5",
+          "baseline_mask": "ablation/dvc.yaml:train_agent_mask_control"}
 
 
 def make_inputs(root: Path):
@@ -29,7 +33,7 @@ def make_inputs(root: Path):
                           "source": "synthetic", "has_mask": True, "bbox_x": 2 / SIDE, "bbox_y": 4 / SIDE,
                           "bbox_w": 0.5, "bbox_h": 0.5, "n_instances": 1})[INDEX_COLUMNS]
     write_prepared(root / "artifacts/prepared", PreparedDataset(index=index, images=images, masks=masks,
-                                                               instances=masks, parts=masks * 0))
+                                                               instances=masks, parts=masks))
     (root / "artifacts/psi").mkdir(parents=True)
     np.save(root / "artifacts/psi/masks.npy", masks.astype(np.float16))
     index[["idx"]].assign(x=2 / SIDE, y=4 / SIDE, w=0.5, h=0.5).to_csv(root / "artifacts/psi/bboxes.csv", index=False)
@@ -43,9 +47,16 @@ def make_inputs(root: Path):
     (root / "params.yaml").write_text(yaml.safe_dump(params))
 
 
+def agent_stage(name: str) -> list[str]:
+    """stages/train_agent.py (its absolute path: tests run it in a temporary folder) and the arguments its
+    stage in dvc.yaml or ablation/dvc.yaml gives it to train agent `name`."""
+    script, *args = stage_command(STAGES[name])
+    return [str(REPO / script), *args]
+
+
 def run(root: Path, name: str):
-    return subprocess.run([sys.executable, str(REPO / "stages/train_agent.py"), name], cwd=root,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, *agent_stage(name)], cwd=root, capture_output=True, text=True,
+                          timeout=300)
 
 
 @pytest.mark.slow
@@ -55,6 +66,9 @@ def test_stage_trains_writes_outputs_and_the_agent_paints(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = yaml.safe_load((tmp_path / "metrics/agent_semantic.json").read_text())
     assert 0 <= metrics["test_fg_l2"] <= 1 and 0 <= metrics["test_l2"] <= 1
+    # the "part" here is the whole object, so its error is the foreground's; G_I weighs the same pixels
+    assert metrics["test_part_l2"] == pytest.approx(metrics["test_fg_l2"])
+    assert metrics["test_gbp_l2"] == pytest.approx(metrics["test_fg_l2"])  # G_I = 0.5 on the object
     assert metrics["replay_bytes_per_transition"] == 3 * SIDE * SIDE + 8 + 2 * 5 * 13
     assert (tmp_path / "figures/agent_semantic_val.png").is_file()
     assert (tmp_path / "dvclive/agent_semantic/metrics.json").is_file()
@@ -74,12 +88,47 @@ def test_stage_trains_writes_outputs_and_the_agent_paints(tmp_path):
 @pytest.mark.parametrize("name", ["focus_ablation", "baseline_mask"])
 def test_ablation_and_control_agents_train(tmp_path, name):
     make_inputs(tmp_path)
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**params, "kappa": 5.0}))
     done = run(tmp_path, name)
     assert done.returncode == 0, done.stderr[-2000:]
-    agent = load_agent(tmp_path / f"models/agent_{name}.pt")
+    model = {"focus_ablation": "agent_focus_kappa5", "baseline_mask": "agent_baseline_mask"}[name]
+    agent = load_agent(tmp_path / f"models/{model}.pt")
     assert agent.kind == "baseline" and agent.semantic_inputs == (name == "baseline_mask")
+
+
+
+@pytest.mark.slow
+def test_focus_ablation_at_each_kappa_and_its_figure(tmp_path):
+    """ablation/dvc.yaml as written: one focus agent per kappa, then Fig. 5 and the table from them."""
+    make_inputs(tmp_path)
+    (tmp_path / "artifacts/prepared/parts.npy").unlink()  # parts: the left half of each object
+    parts = np.zeros((N, SIDE, SIDE), np.uint8)
+    parts[:, 4:12, 2:6] = 1
+    np.save(tmp_path / "artifacts/prepared/parts.npy", parts)
+    for kappa in (0, 5, 10):
+        script, *args = stage_command(f"ablation/dvc.yaml:train_agent_focus@kappa{kappa}")
+        done = subprocess.run([sys.executable, str(REPO / script), *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        metrics = yaml.safe_load((tmp_path / f"metrics/agent_focus_kappa{kappa}.json").read_text())
+        assert metrics["reward_nu"] == kappa and metrics["reward_eta"] == 0
+        assert 0 < metrics["test_part_l2"] < 1 and 0 < metrics["test_gbp_l2"] < 1
+    script, *args = stage_command("ablation/dvc.yaml:compare_focus")
+    done = subprocess.run([sys.executable, str(REPO / script), *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "metrics/focus_ablation.csv")
+    assert table["kappa"].tolist() == [0, 5, 10]
+    assert table["part MSE"].iloc[1] == pytest.approx(
+        yaml.safe_load((tmp_path / "metrics/agent_focus_kappa5.json").read_text())["test_part_l2"], rel=1e-3)
+    assert (tmp_path / "figures/focus_ablation.png").stat().st_size > 0
+
+def test_kappa_is_refused_for_an_agent_without_the_focus_only_reward(tmp_path):
+    make_inputs(tmp_path)
+    done = subprocess.run([sys.executable, *agent_stage("semantic"), "--kappa", "5"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: --kappa 5.0: only the focus_ablation agent")
+    assert not (tmp_path / "models/agent_semantic.pt").exists()
 
 
 @pytest.mark.slow
@@ -106,7 +155,7 @@ def test_killed_stage_resumes_to_the_same_model_metrics_and_log(tmp_path):
     assert run(roots["straight"], "baseline").returncode == 0
 
     checkpoint = roots["killed"] / "checkpoints/agent_baseline.pt"
-    proc = subprocess.Popen([sys.executable, str(REPO / "stages/train_agent.py"), "baseline"], cwd=roots["killed"],
+    proc = subprocess.Popen([sys.executable, *agent_stage("baseline")], cwd=roots["killed"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:

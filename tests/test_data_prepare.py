@@ -14,6 +14,7 @@ from semguide_core.data.prepared import load_prepared
 from semguide_core.data.record import Pixels, Record
 from semguide_core.errors import DataError
 
+from conftest import stage_command
 from test_data_loaders import write_cub
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,8 +62,10 @@ def test_empty_split_is_an_error():
 
 
 def run_stage(cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "stages" / "prepare.py")], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    """Stage prepare in `cwd` with the paths its cmd in dvc.yaml passes."""
+    script, *args = stage_command("prepare")
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_stage_bad_data_one_line_and_nothing_written(tmp_path):
@@ -107,7 +110,7 @@ def test_fresh_clone_pulls_offline_and_reproduces_prepare(tmp_path):
     """The README's route: clone, `dvc pull` from the remote inside the repo, `dvc repro prepare`."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-    for name in ("dvc.yaml", "params.yaml"):  # the working tree's versions (they may be uncommitted)
+    for name in ("dvc.yaml", "params.yaml", "stages/prepare.py"):  # the working tree's (maybe uncommitted)
         shutil.copy(REPO / name, clone / name)
     params = yaml.safe_load((clone / "params.yaml").read_text())
     params["prepare"]["max_images"] = 40

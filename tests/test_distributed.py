@@ -12,9 +12,8 @@ import pytest
 import torch
 import yaml
 
-from test_agent_stage import make_inputs
+from test_agent_stage import agent_stage, make_inputs
 
-REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
@@ -70,9 +69,9 @@ def test_two_process_train_agent_writes_what_one_process_writes_and_resumes_afte
     for root in roots.values():
         make_inputs(root)
         set_agent(root, train_steps=45, checkpoint_every=4)
-    stage = str(REPO / "stages/train_agent.py")
+    stage = agent_stage("baseline")
     for name, n in (("one", 1), ("two", 2)):
-        done = launch(n, stage, "baseline", cwd=roots[name])
+        done = launch(n, *stage, cwd=roots[name])
         assert done.returncode == 0, done.stderr[-2000:]
     assert outputs(roots["two"]) == outputs(roots["one"])
     assert metrics(roots["two"])["processes"] == 2 and metrics(roots["one"])["processes"] == 1
@@ -80,7 +79,7 @@ def test_two_process_train_agent_writes_what_one_process_writes_and_resumes_afte
 
     killed = roots["killed"]
     checkpoint = killed / "checkpoints/agent_baseline.pt"
-    proc = subprocess.Popen([sys.executable, "-m", "semguide_core.distributed", "2", stage, "baseline"], cwd=killed,
+    proc = subprocess.Popen([sys.executable, "-m", "semguide_core.distributed", "2", *stage], cwd=killed,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -90,7 +89,7 @@ def test_two_process_train_agent_writes_what_one_process_writes_and_resumes_afte
     proc.wait()
     assert checkpoint.exists() and not (killed / "models/agent_baseline.pt").exists()
     assert len(torch.load(checkpoint, weights_only=True)["ranks"]) == 2  # each process's replay and streams
-    resumed = launch(2, stage, "baseline", cwd=killed)
+    resumed = launch(2, *stage, cwd=killed)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert metrics(killed) == metrics(roots["two"])  # as the uninterrupted two-process run, bit for bit
 
@@ -99,7 +98,7 @@ def test_two_process_train_agent_writes_what_one_process_writes_and_resumes_afte
 def test_a_nan_in_one_process_stops_the_job_with_one_line_naming_the_rank(tmp_path):
     make_inputs(tmp_path)
     set_agent(tmp_path, train_steps=45, checkpoint_every=4)
-    done = launch(2, str(WORKER), "nan", "1", "7", str(REPO / "stages/train_agent.py"), "baseline", cwd=tmp_path)
+    done = launch(2, str(WORKER), "nan", "1", "7", *agent_stage("baseline"), cwd=tmp_path)
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: agent baseline: actor loss is not finite on rank 1 at update 6; last good checkpoint "

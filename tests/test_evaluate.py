@@ -2,12 +2,14 @@
 import json
 import math
 import runpy
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import stage_command
 
 from semguide_core import evaluate as E
 from semguide_core.config import AgentParams
@@ -140,6 +142,7 @@ def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch):
     images, masks = make_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
     for stage in ("paint", "evaluate"):  # in this process (saves the imports); run_stage exits only on error
+        monkeypatch.setattr(sys, "argv", stage_command(stage))  # the paths dvc.yaml passes
         runpy.run_path(str(REPO / f"stages/{stage}.py"), run_name="__main__")
     semantic = tmp_path / "artifacts/paint/semantic"
     assert np.load(semantic / "canvases.npy").shape == (4, 32, 32, 3)
@@ -170,6 +173,7 @@ def test_evaluate_without_paintings_is_a_one_line_error_and_writes_nothing(tmp_p
     (tmp_path / "params.yaml").write_text("canvas: 32\ndevice: cpu\n")
     make_inputs(tmp_path, models=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", stage_command("evaluate"))
     with pytest.raises(SystemExit) as status:
         runpy.run_path(str(REPO / "stages/evaluate.py"), run_name="__main__")
     error = capsys.readouterr().err.strip()

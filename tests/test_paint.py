@@ -257,7 +257,8 @@ def write_baseline_agent(models):
 def run_paint(tmp_path, capsys, models, images, divide=1, strokes=10, refine=0, batch_size=16):
     """paint_files as the CLI runs it: a SemguideError becomes one `error:` line and exit status 1."""
     (tmp_path / "params.yaml").write_text(f"canvas: 16\ndevice: cpu\npaint:\n  batch_size: {batch_size}\n")
-    with pytest.raises(SystemExit) as status:
+    with pytest.raises(SystemExit) as status, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["semguide"])  # run_stage parses the command line: pytest's is not ours
         run_stage(lambda: sys.exit(paint_files(images, agent="baseline", strokes=strokes, out=tmp_path / "out",
                                                divide=divide, models=models, params_file=tmp_path / "params.yaml",
                                                refine=refine)))

@@ -127,3 +127,19 @@ def test_references_command_names_a_missing_or_unfit_artifact_in_one_line(tmp_pa
                 "renderer": "models/renderer.pt: renderer not found",
                 "canvas": "models/renderer.pt: paints 16 px, the prepared test images are 8 px"}[missing]
     assert result.stderr.count("\n") == 1 and expected in result.stderr
+
+
+def test_weighted_maps_hand_case():
+    """Part and GBP-weighted errors (Sec. 7.1's metric): a map in [0, 1] weighs each pixel's squared error."""
+    targets = torch.tensor([[[[0.0, 1.0, 1.0]]] * 3])    # pixels 0, 1, 1 (grey)
+    canvas = torch.zeros_like(targets)                   # squared errors 0, 1, 1
+    mask = torch.tensor([[[[1.0, 1.0, 1.0]]]])
+    part = torch.tensor([[[[0.0, 0.0, 1.0]]]])
+    gbp = torch.tensor([[[[1.0, 0.5, 0.0]]]])            # weighted mean (0 * 1 + 1 * 0.5) / 1.5 = 1/3
+    scores = M.image_means(targets, canvas, mask, part=part, gbp=gbp)
+    assert scores["fg_l2"] == pytest.approx(2 / 3)
+    assert scores["part_l2"] == pytest.approx(1.0) and scores["gbp_l2"] == pytest.approx(1 / 3)
+    # an image whose map is all zero is left out of that map's mean
+    two = lambda x: torch.cat([x, x])  # noqa: E731
+    none = torch.cat([part, torch.zeros_like(part)])
+    assert M.image_means(two(targets), two(canvas), two(mask), part=none)["part_l2"] == pytest.approx(1.0)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 import torch
+from conftest import stage_command
 
 from semguide_core.errors import ModelFileError
 from semguide_core.renderer import LOGIT_BOUND, NeuralRenderer, evaluate, load_renderer, loss_fn, renderer_file
@@ -120,12 +121,12 @@ def test_metrics_are_the_same_next_to_a_busy_process(repo_copy):
     # counted in steps, never in seconds, and its arithmetic does not depend on how threads are scheduled.
     repo = repo_copy()
     repo.set_params(TINY)
-    repo.run("python", "stages/strokes.py")
-    repo.run("python", "stages/train_renderer.py")
+    repo.run("python", *stage_command("strokes"))
+    repo.run("python", *stage_command("train_renderer"))
     alone = (repo.root / "metrics/renderer.json").read_text()
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        repo.run("python", "stages/train_renderer.py")
+        repo.run("python", *stage_command("train_renderer"))
     finally:
         busy.kill()
         busy.wait()
@@ -138,7 +139,7 @@ def test_killed_training_resumes_from_its_checkpoint(repo_copy):
     repo.set_params({**TINY, "renderer": {**TINY["renderer"], "steps": 400}})
     repo.run("dvc", "repro", "strokes")
     checkpoint = repo.root / "checkpoints/train_renderer.pt"
-    proc = subprocess.Popen([sys.executable, "stages/train_renderer.py"], cwd=repo.root,
+    proc = subprocess.Popen([sys.executable, *stage_command("train_renderer")], cwd=repo.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -147,7 +148,7 @@ def test_killed_training_resumes_from_its_checkpoint(repo_copy):
     proc.wait()
     saved_step = torch.load(checkpoint, weights_only=True)["step"]
     assert 0 < saved_step < 400 and not (repo.root / "models/renderer.pt").exists()
-    result = repo.run("python", "stages/train_renderer.py")
+    result = repo.run("python", *stage_command("train_renderer"))
     assert f"{saved_step}/400" in result.stderr  # the progress bar starts at the saved step
     assert json.loads((repo.root / "metrics/renderer.json").read_text())["steps"] == 400
 
@@ -161,7 +162,7 @@ def test_bad_params_stop_with_one_line_and_no_output(repo_copy):
                          ({"strokes": {"colour": 1}}, "unknown key strokes.colour")]:
         (repo.root / "params.yaml").write_text(original)
         repo.set_params(bad)
-        result = repo.run("python", "stages/strokes.py", check=False)
+        result = repo.run("python", *stage_command("strokes"), check=False)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1 and message in lines[0]
         assert not (repo.root / "artifacts").exists()

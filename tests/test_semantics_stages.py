@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import stage_command
 
 TINY = {
     "canvas": 32,
@@ -53,7 +54,9 @@ def test_semantic_stages_run_end_to_end(repo_copy):
     assert not any(f"{stage}:" in out for stage in ("train_segmenter", "extract_masks", "train_psi", "prepare"))
 
     # models load back through the API paint and evaluate use
-    from semguide_core.semantics import gbp_maps, load_expert, load_psi, load_segmenter
+    from semguide_core.semantics.expert import gbp_maps, load_expert
+    from semguide_core.semantics.psi import load_psi
+    from semguide_core.semantics.segmenter import load_segmenter
     images = torch.rand(2, 3, 32, 32)
     masks, bboxes = load_psi(root / "models/psi.pt")(images)
     assert masks.shape == (2, 1, 32, 32) and bboxes.shape == (2, 4)
@@ -64,11 +67,11 @@ def test_semantic_stages_run_end_to_end(repo_copy):
     # (a mismatched file's message is checked in test_semantics_models)
     before = (root / "models/expert.pt").read_bytes()
     repo.set_params({"expert": {"weights": "missing_b0.pth"}})
-    result = repo.run("python", "stages/train_expert.py", check=False)
+    result = repo.run("python", *stage_command("train_expert"), check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "error: missing_b0.pth: EfficientNet-B0 ImageNet weights not found"
     assert (root / "models/expert.pt").read_bytes() == before
     (root / "models/segmenter.pt").unlink()
-    result = repo.run("python", "stages/extract_masks.py", check=False)
+    result = repo.run("python", *stage_command("extract_masks"), check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: models/segmenter.pt: segmenter not found"

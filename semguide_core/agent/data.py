@@ -30,6 +30,7 @@ class Pool:
     gbp: torch.Tensor        # float16 [N, 1, H, W], G_I
     bboxes: torch.Tensor     # float32 [N, 4]
     gt_masks: torch.Tensor   # uint8 [N, 1, H, W], ground-truth foreground (for the foreground L2 metric)
+    parts: torch.Tensor      # uint8 [N, 1, H, W], the distinguishing part (sample-birds; for the part L2 metric)
     instances: torch.Tensor  # uint8 [N, H, W], 0 = background, k = instance k
     n_instances: np.ndarray  # [N]
     train: list              # one idx array per source dataset
@@ -69,7 +70,7 @@ class Pool:
                             f"vs {tuple(self.images.shape[2:])}")
         n = len(self)
         cat = {name: torch.cat([getattr(self, name), getattr(other, name)])
-               for name in ("images", "masks", "gbp", "bboxes", "gt_masks", "instances")}
+               for name in ("images", "masks", "gbp", "bboxes", "gt_masks", "parts", "instances")}
         return Pool(**cat, n_instances=np.concatenate([self.n_instances, other.n_instances]),
                     train=[self.train[0], other.train[0] + n], test=self.test, mix=mix)
 
@@ -79,7 +80,8 @@ class Pool:
         crop = lambda x: align.crop(x.float(), self.bboxes)  # noqa: E731
         images = crop(self.images.float() * self.masks.float()).round().clamp(0, 255).to(torch.uint8)
         return replace(self, images=images, masks=crop(self.masks).half(), gbp=crop(self.gbp).half(),
-                       gt_masks=(crop(self.gt_masks) > 0.5).to(torch.uint8), bboxes=full,
+                       gt_masks=(crop(self.gt_masks) > 0.5).to(torch.uint8),
+                       parts=(crop(self.parts) > 0.5).to(torch.uint8), bboxes=full,
                        instances=torch.zeros_like(self.instances), n_instances=np.zeros_like(self.n_instances))
 
 
@@ -111,6 +113,7 @@ def load_pool(prepared_dir: str | Path, psi_dir: str | Path | None, gbp_dir: str
         raise DataError(f"{psi_dir or prepared_dir}: bounding boxes must have positive width and height")
     return Pool(images=torch.from_numpy(np.ascontiguousarray(data.images)).permute(0, 3, 1, 2).contiguous(),
                 masks=masks, gbp=gbp, bboxes=bboxes, gt_masks=gt,
+                parts=torch.from_numpy(np.ascontiguousarray(data.parts))[:, None],
                 instances=torch.from_numpy(np.ascontiguousarray(data.instances)),
                 n_instances=data.index["n_instances"].to_numpy(), train=[data.split("train")],
                 test=data.split("test"))

@@ -64,8 +64,7 @@ def paint_bundle(canvas: torch.Tensor, bundle: torch.Tensor, density_fn: Density
 
     masks: S_I [B,1,H,W] for the bi-level agent, None for the baseline (every stroke unmasked).
     """
-    return composite_bundle(canvas, densities(bundle, density_fn, canvas.shape[-2:]), bundle[..., 10:13],
-                            n_background, masks)
+    return strokes.paint(canvas, bundle, bundle_masks(masks, n_background, bundle.shape[1]), density_fn)
 
 
 def densities(bundle: torch.Tensor, density_fn: DensityFn, size) -> torch.Tensor:
@@ -77,10 +76,15 @@ def densities(bundle: torch.Tensor, density_fn: DensityFn, size) -> torch.Tensor
 def composite_bundle(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor, n_background: int,
                      masks: torch.Tensor | None) -> torch.Tensor:
     """Eq. 3 for strokes k < n_background, then Eq. 4, from densities [B, K, H, W] and colours [B, K, 3]."""
-    for i in range(density.shape[1]):
-        mask = None if masks is None else (1 - masks if i < n_background else masks)
-        canvas = strokes.composite(canvas, density[:, i], rgb[:, i], mask)
-    return canvas
+    return strokes.composite_all(canvas, density, rgb, bundle_masks(masks, n_background, density.shape[1]))
+
+
+def bundle_masks(masks: torch.Tensor | None, n_background: int, bundle: int) -> torch.Tensor | None:
+    """Each stroke's colour mask [B, K, H, W] from S_I [B, 1, H, W]: 1 - S_I for the first n_background
+    strokes (Eq. 3), S_I for the rest (Eq. 4); None (unmasked) for the baseline."""
+    if masks is None:
+        return None
+    return torch.cat([1 - masks] * n_background + [masks] * (bundle - n_background), 1)
 
 
 def stroke_mask(soft_mask: torch.Tensor) -> torch.Tensor:

@@ -32,15 +32,16 @@ class AgentSpec:
         return "semantic" if self.bilevel else "baseline"
 
 
-def agent_spec(name: str, params: Params) -> AgentSpec:
-    """The agent called `name`, with its reward weights from params (eta, nu, kappa)."""
+def agent_spec(name: str, params: Params, kappa: float = 0.0) -> AgentSpec:
+    """The agent called `name`, with its reward weights: eta, nu from params, kappa (the focus ablation's
+    weight, Eq. 20) given, as ablation/dvc.yaml trains one focus ablation per kappa."""
     agents = {
         "baseline": AgentSpec("baseline", bilevel=False, semantic_inputs=False, uses_semantics=False,
                               ablation_data=False, weights=RewardWeights()),
         "semantic": AgentSpec("semantic", bilevel=True, semantic_inputs=True, uses_semantics=True,
                               ablation_data=False, weights=RewardWeights(eta=params.eta, nu=params.nu)),
         "focus_ablation": AgentSpec("focus_ablation", bilevel=False, semantic_inputs=False, uses_semantics=True,
-                                    ablation_data=True, weights=RewardWeights(nu=params.kappa)),
+                                    ablation_data=True, weights=RewardWeights(nu=kappa)),
         "baseline_mask": AgentSpec("baseline_mask", bilevel=False, semantic_inputs=True, uses_semantics=True,
                                    ablation_data=False, weights=RewardWeights()),
     }

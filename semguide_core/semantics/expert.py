@@ -103,9 +103,10 @@ def jitter_boxes(boxes: torch.Tensor, generator: torch.Generator, amount: float)
 
 
 def train_expert(expert: Expert, images: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
-                 labels: torch.Tensor, p, checkpoint: Checkpoint, device) -> Expert:
+                 labels: torch.Tensor, p, checkpoint: Checkpoint, live_dir: str | Path, device) -> Expert:
     """Cross-entropy on object crops (p: the `expert` params) of images [N, 3, H, W] with masks
-    [N, 1, H, W], boxes [N, 4] and labels [N], with flips and jittered boxes."""
+    [N, 1, H, W], boxes [N, 4] and labels [N], with flips and jittered boxes; the curves logged through
+    DVCLive into live_dir."""
     def sample(generator):
         i = torch.randint(len(images), (p.batch_size,), generator=generator)
         flips = random_flips(generator, p.batch_size)
@@ -120,4 +121,4 @@ def train_expert(expert: Expert, images: torch.Tensor, masks: torch.Tensor, boxe
         return loss, {"loss": loss.item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
 
     schedule = Schedule(p.steps, p.lr, p.checkpoint_every, p.seed)
-    return fit(expert.to(device), loss_fn, sample, schedule, checkpoint, "dvclive/expert", "train_expert")
+    return fit(expert.to(device), loss_fn, sample, schedule, checkpoint, live_dir, "train_expert")

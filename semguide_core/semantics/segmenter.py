@@ -126,10 +126,10 @@ def load_segmenter(path: str | Path, device="cpu") -> Segmenter:
 
 
 def train_segmenter(model: Segmenter, images: torch.Tensor, masks: torch.Tensor, p, checkpoint: Checkpoint,
-                    device) -> Segmenter:
+                    live_dir: str | Path, device) -> Segmenter:
     """Two-class cross-entropy at the segmenter's resolution on images [N, 3, H, W], masks [N, 1, H, W]
     (p: the `segmenter` params), foreground pixels weighted by p.foreground_weight, with random
-    left-right flips."""
+    left-right flips; the curves logged through DVCLive into live_dir."""
     def sample(generator):
         i = torch.randint(len(images), (p.batch_size,), generator=generator)
         flips = random_flips(generator, p.batch_size)
@@ -145,6 +145,6 @@ def train_segmenter(model: Segmenter, images: torch.Tensor, masks: torch.Tensor,
         return loss, {"loss": loss.item()}
 
     schedule = Schedule(p.steps, p.lr, p.checkpoint_every, p.seed)
-    fit(model.to(device), loss_fn, sample, schedule, checkpoint, "dvclive/segmenter", "train_segmenter")
+    fit(model.to(device), loss_fn, sample, schedule, checkpoint, live_dir, "train_segmenter")
     recalibrate_batchnorm(model, images, p.batch_size)
     return model
