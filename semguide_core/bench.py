@@ -5,6 +5,10 @@ whatever else runs on it; the README records what they were on a quiet 2-core ma
 """
 from __future__ import annotations
 
+import json
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -136,4 +140,37 @@ def bench_refine(params, models: Path, prepared: Path, steps: tuple[int, ...] = 
         seconds = paint_seconds + time.perf_counter() - started
         rows.append({"refine_steps": n, "psnr_db": psnr(batch.images, refined.canvas).mean().item(),
                      "seconds_per_image": seconds / len(batch.images), "images": len(batch.images)})
+    return rows
+
+
+# What `semguide paint` does before painting: the entry point's imports, the painting code's, and the models
+STARTUP = """
+import json, time
+started = time.perf_counter()
+import semguide_core.cli
+from semguide_core.config import load_params
+from semguide_core.paint import Models
+from semguide_core.runtime import pick_device
+imported = time.perf_counter()
+p = load_params({params!r})
+Models.load({models!r} + "/agent_{agent}.pt", {agent!r}, p.canvas, {models!r} + "/psi.pt", {models!r} + "/expert.pt",
+            p.gbp.percentile, pick_device(p.device))
+print(json.dumps({{"imports_s": imported - started, "loading_s": time.perf_counter() - imported}}))
+"""
+
+
+def bench_startup(models: Path, params_file: Path, agents=("baseline", "semantic"), repeats: int = 5) -> list[dict]:
+    """`semguide paint`'s start-up per agent, in fresh processes (imports are only paid once per process):
+    the medians over `repeats` runs of the whole process (interpreter start included), its imports and its
+    model loading, in seconds. The first run of each agent is a warm-up (the files come into the OS cache)."""
+    rows = []
+    for agent in agents:
+        code = STARTUP.format(params=str(params_file), models=str(models), agent=agent)
+        runs = []
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            runs.append({"process_s": time.perf_counter() - started, **json.loads(done.stdout.splitlines()[-1])})
+        runs = runs[1:]
+        rows.append({"agent": agent, **{k: statistics.median(r[k] for r in runs) for k in runs[0]}})
     return rows

@@ -53,6 +53,7 @@ def data_synth(out: Path = typer.Option(Path("data"), help="data folder to write
 @app.command()
 def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the agent's architecture"),
           inference: bool = typer.Option(True, help="also time painting 200 strokes per image"),
+          startup: bool = typer.Option(False, help="also time `semguide paint`'s start-up (imports, models/)"),
           refine: int = typer.Option(0, help="also `paint --refine` 0 / 50 / 200 on this many test images "
                                              "with the trained baseline (models/, artifacts/prepared)")):
     """Strokes/s of the rasteriser and the neural renderer at 64 and 128 px; ms per painted image."""
@@ -76,6 +77,12 @@ def bench(params: Path = typer.Option(Path("params.yaml"), help="params for the 
         for row in bench_versus_learning_to_paint(p):
             typer.echo(f"{row['canvas']:>6}  {row['images']:>6}  {row['semguide_ms']:>8.0f}  "
                        f"{row['learning_to_paint_ms']:>28.0f}  {row['speedup']:>7.2f}x")
+    if startup:
+        from semguide_core.bench import bench_startup
+
+        typer.echo("`semguide paint` start-up (s, median of 5 fresh processes): agent  process  imports  models")
+        for row in bench_startup(Path("models"), params):
+            typer.echo(f"{row['agent']:>9}  {row['process_s']:7.2f}  {row['imports_s']:7.2f}  {row['loading_s']:6.2f}")
     if refine:
         from semguide_core.bench import bench_refine
         try:

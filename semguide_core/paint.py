@@ -32,13 +32,15 @@ class Models:
     def load(cls, agent_path: Path, name: str, canvas: int, psi_path: Path, expert_path: Path, gbp_percentile: float,
              device) -> "Models":
         from semguide_core.agent import load_agent
-        from semguide_core.semantics.expert import load_expert
-        from semguide_core.semantics.psi import load_psi
-        from semguide_core.semantics.guided_backprop import make_guided
 
         agent = load_agent(agent_path, device, name, canvas)
         if not agent.semantic_inputs:  # the baseline reads neither mask nor GBP map
             return cls(agent, None, None, gbp_percentile)
+        # imported here: the expert's builder needs torchvision, about a second of start-up the baseline skips
+        from semguide_core.semantics.expert import load_expert
+        from semguide_core.semantics.guided_backprop import make_guided
+        from semguide_core.semantics.psi import load_psi
+
         return cls(agent, load_psi(psi_path, device), make_guided(load_expert(expert_path, device)), gbp_percentile)
 
     def semantics(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -408,3 +408,14 @@ def test_learning_to_paint_equivalent_is_the_published_architecture():
     fc = [m.out_features for m in build_renderer(RendererParams(), 128).fc if isinstance(m, torch.nn.Linear)]
     assert fc == [512, 1024, 2048, 4096]
     assert bench_learning_to_paint(16, 2, steps=1) > 0
+
+
+def test_startup_benchmark_times_imports_and_model_loading_in_fresh_processes(tmp_path):
+    from semguide_core.bench import bench_startup
+
+    write_baseline_agent(tmp_path / "models")
+    (tmp_path / "params.yaml").write_text("canvas: 16\ndevice: cpu\n")
+    rows = bench_startup(tmp_path / "models", tmp_path / "params.yaml", agents=("baseline",), repeats=1)
+    assert [row["agent"] for row in rows] == ["baseline"]
+    row = rows[0]
+    assert 0 < row["imports_s"] and 0 < row["loading_s"] and row["imports_s"] + row["loading_s"] < row["process_s"]

@@ -96,3 +96,18 @@ def test_params_yaml_sets_every_key():
 
     declared = set(pd.json_normalize(dataclasses.asdict(Params())).columns)
     assert declared <= set(pd.json_normalize(yaml.safe_load((REPO / "params.yaml").read_text())).columns)
+
+
+def test_a_reward_weight_invalidates_only_the_semantic_agent(repo_copy):
+    """`dvc exp run -S eta=3` retrains only the semantic agent (paint and evaluate follow through its model):
+    no other stage reads eta or nu (dvc.yaml's foreach items name the params each agent reads)."""
+    import json
+
+    repo = repo_copy()
+    repo.set_params({"eta": 3.0, "nu": 5.0})
+    status = json.loads(repo.run("dvc", "status", "--json").stdout)
+    # `dvc status --json`: {stage: [{"changed deps": {..., "params.yaml": {"eta": "modified"}}}, ...]}
+    reads = {stage for stage, changes in status.items() for change in changes if isinstance(change, dict)
+             for params in [change.get("changed deps", {}).get("params.yaml", {})]
+             if isinstance(params, dict) and {"eta", "nu"} & set(params)}
+    assert reads == {"train_agent@semantic"}

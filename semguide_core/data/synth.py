@@ -17,6 +17,10 @@ writes, deterministically from the seed:
 
 Shapes are drawn at SUPERSAMPLE x the image size and the RGB is downsampled, so edges are anti-aliased;
 label images take the centre sample of each block, so they stay hard labels.
+
+The file is long (about 480 lines, 26 short functions) because the three datasets share their drawing
+primitives (textures, clutter, vehicles, the supersampled canvas) and their writers; split by dataset,
+each part would import most of the others.
 """
 from __future__ import annotations
 
