@@ -22,7 +22,9 @@ from semguide_core.evaluate import write_table
 from semguide_core.figures import save_grid
 from semguide_core.runtime import pick_device, run_stage
 
+
 def read_scores(path: Path) -> dict:
+    """An agent's metrics file; missing or broken: a one-line DataError naming it."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as err:
