@@ -1,9 +1,10 @@
 """Stage `compare_focus` (ablation/dvc.yaml): the paper's Fig. 5, the focus-only ablation side by side.
 
 Paints the focus ablation's test images (background zeroed with Psi's mask, cropped to its box, as the
-agents trained on them) with the agent of each kappa, and writes one row per image (one column per kappa,
-then the target), and a table of each agent's scores read from its metrics file: whole-crop MSE, the
-object's, the distinguishing part's (Sec. 7.1's claim: more detail there) and the GBP-weighted error.
+agents trained on them) with each agent (one per kappa and seed), and writes one row per image (one column
+per agent, then the target), and a table of each agent's scores read from its metrics file: whole-crop MSE,
+the object's, the distinguishing part's (Sec. 7.1's claim: more detail there) and the GBP-weighted error,
+with a row per kappa of the mean over its seeds.
 """
 import json
 from pathlib import Path
@@ -20,6 +21,7 @@ from semguide_core.config import load_params
 from semguide_core.errors import DataError
 from semguide_core.evaluate import write_table
 from semguide_core.figures import save_grid
+from semguide_core.metrics import db
 from semguide_core.runtime import pick_device, run_stage
 
 
@@ -48,18 +50,28 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     pool = load_pool(prepared, masks, maps).focus_ablation()
     shown = torch.as_tensor(pool.test[:params.evaluate.figure_images])
     ctx = pool.context(shown, torch.zeros_like(shown), device)
-    rows, columns = [], []
+    runs, columns = [], []
     for path, metrics_path in zip(agent, scores):
         metrics = read_scores(metrics_path)
-        painted = rollout(load_agent(path, device, "focus_ablation", params.canvas), ctx,
-                          env.raster_density(params.canvas))["canvas"]
-        columns.append(painted)
-        rows.append({"kappa": metrics["reward_nu"], **{name: metrics.get(key, float("nan")) for key, name in SCORES.items()},
+        columns.append(rollout(load_agent(path, device, "focus_ablation", params.canvas), ctx,
+                               env.raster_density(params.canvas))["canvas"])
+        runs.append({"kappa": metrics["reward_nu"], "run": metrics_path.stem,
+                     **{name: metrics.get(key, float("nan")) for key, name in SCORES.items()},
                      "PSNR (dB)": metrics["test_psnr_db"]})
     save_grid([[*(c[i] for c in columns), ctx.targets[i]] for i in range(len(shown))], figure,
-              col_titles=[f"kappa = {row['kappa']:g}" for row in rows] + ["target"])
-    write_table(pd.DataFrame(rows), tables / "focus_ablation", "Focus-only ablation (Sec. 7.1, Eq. 20): the test crops, by kappa")
+              col_titles=[f"kappa = {run['kappa']:g}\n{run['run']}" for run in runs] + ["target"])
+    write_table(with_means(pd.DataFrame(runs)), tables / "focus_ablation",
+                "Focus-only ablation (Sec. 7.1, Eq. 20): the test crops, by kappa (each run, then their mean)")
 
+
+def with_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of each kappa followed by a row of their mean (run "mean"); PSNR of the mean MSE."""
+    rows = []
+    for kappa, group in runs.groupby("kappa", sort=True):
+        mean = group.drop(columns="run").mean().to_dict()
+        mean.update(kappa=kappa, run="mean", **{"PSNR (dB)": db(mean["MSE"])})
+        rows += [group, pd.DataFrame([mean])]
+    return pd.concat(rows, ignore_index=True)[runs.columns]
 
 if __name__ == "__main__":
     run_stage(main)

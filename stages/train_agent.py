@@ -7,7 +7,8 @@ Rank 0 alone writes the outputs.
 """
 import contextlib
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from typing import Optional
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -42,11 +43,15 @@ def main(name: str = typer.Argument(..., help="the agent: baseline, semantic, fo
          figure: Path = typer.Option(..., help="test images and their paintings (PNG)"),
          live: Path = typer.Option(..., help="DVCLive folder of the training curves"),
          checkpoint: Path = typer.Option(..., help="resumable training state, removed once training ends"),
-         kappa: float = typer.Option(0.0, min=0.0, help="the focus reward's weight (Eq. 20); focus_ablation only")):
+         kappa: float = typer.Option(0.0, min=0.0, help="the focus reward's weight (Eq. 20); focus_ablation only"),
+         seed: Optional[int] = typer.Option(None, min=0, help="replaces agent.seed: a repeat of the same "
+                                                              "experiment (the focus ablation's second seed)")):
     params = load_params()
     if kappa and name != "focus_ablation":
         raise ConfigError(f"--kappa {kappa}: only the focus_ablation agent has a focus-only reward (Eq. 20)")
     spec, p = agent_spec(name, params, kappa), params.agent
+    if seed is not None:
+        p = replace(p, seed=seed)
     if p.foreground_strokes > p.bundle:
         raise ConfigError(f"params.yaml: agent.foreground_strokes = {p.foreground_strokes} exceeds agent.bundle = {p.bundle}")
     world = join(params.device)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import stage_command
+from conftest import dvc_stages, stage_command
 
 from semguide_core.agent import load_agent, rollout
 from semguide_core.agent.rewards import Context
@@ -104,23 +104,30 @@ def test_focus_ablation_at_each_kappa_and_its_figure(tmp_path):
     parts = np.zeros((N, SIDE, SIDE), np.uint8)
     parts[:, 4:12, 2:6] = 1
     np.save(tmp_path / "artifacts/prepared/parts.npy", parts)
-    for kappa in (0, 5, 10):
-        script, *args = stage_command(f"ablation/dvc.yaml:train_agent_focus@kappa{kappa}")
+    focus_stages = [a for a in dvc_stages() if a.startswith("ablation/dvc.yaml:train_agent_focus@")]
+    assert len(focus_stages) == 6  # kappa 0, 5, 10, two seeds each
+    for address in focus_stages:
+        script, *args = stage_command(address)
         done = subprocess.run([sys.executable, str(REPO / script), *args], cwd=tmp_path, capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
-        metrics = yaml.safe_load((tmp_path / f"metrics/agent_focus_kappa{kappa}.json").read_text())
-        assert metrics["reward_nu"] == kappa and metrics["reward_eta"] == 0
+        metrics = yaml.safe_load((tmp_path / f"metrics/agent_focus_{address.split('@')[1]}.json").read_text())
+        assert metrics["reward_nu"] == float(args[args.index("--kappa") + 1]) and metrics["reward_eta"] == 0
         assert 0 < metrics["test_part_l2"] < 1 and 0 < metrics["test_gbp_l2"] < 1
+    first, second = (yaml.safe_load((tmp_path / f"metrics/agent_focus_kappa5{run}.json").read_text())
+                     for run in ("", "_seed1"))
+    assert first["test_l2"] != second["test_l2"]  # the second seed is another run, not a copy
     script, *args = stage_command("ablation/dvc.yaml:compare_focus")
     done = subprocess.run([sys.executable, str(REPO / script), *args], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     table = pd.read_csv(tmp_path / "metrics/focus_ablation.csv")
-    assert table["kappa"].tolist() == [0, 5, 10]
-    assert table["part MSE"].iloc[1] == pytest.approx(
-        yaml.safe_load((tmp_path / "metrics/agent_focus_kappa5.json").read_text())["test_part_l2"], rel=1e-3)
+    assert table["kappa"].tolist() == [0, 0, 0, 5, 5, 5, 10, 10, 10]
+    assert table["run"].tolist()[3:6] == ["agent_focus_kappa5", "agent_focus_kappa5_seed1", "mean"]
+    assert table["part MSE"].iloc[3] == pytest.approx(first["test_part_l2"], rel=1e-3)
+    assert table["part MSE"].iloc[5] == pytest.approx((first["test_part_l2"] + second["test_part_l2"]) / 2, rel=1e-3)
     assert (tmp_path / "figures/focus_ablation.png").stat().st_size > 0
+
 
 def test_kappa_is_refused_for_an_agent_without_the_focus_only_reward(tmp_path):
     make_inputs(tmp_path)
