@@ -207,7 +207,7 @@ class AgentParams:
 class PaintParams:
     """Stage `paint` and `semguide paint`: inference with the trained agents (Sec. 5, Eq. 16)."""
     strokes: int = param(200, lo=1, doc="strokes per test image (the paper compares at 200)")
-    frame_counts: list = param([10, 20, 30, 50, 100, 200], lo=1, doc="strokes after which the canvas is "
+    frame_counts: list = param([10, 20, 30, 40, 50, 100, 200], lo=1, doc="strokes after which the canvas is "
                                "kept for the sequence figure (Fig. 6) and the painting-order measure")
     max_images: int = param(0, lo=0, doc="test images painted by each agent, 0 = all")
     batch_size: int = param(16, lo=1, doc="images painted together")
@@ -222,8 +222,12 @@ class PaintParams:
 class EvaluateParams:
     """Stage `evaluate`: the paper's Tables 1-2, whole-image scores, painting order and figures."""
     l2_side: int = param(128, lo=16, hi=1024, doc="side at which foreground L2 is computed (the paper: 128)")
-    order_fraction: float = param(0.5, lo=0.0, hi=1.0, doc="painting order: strokes until the foreground "
-                                  "(background) error falls below this share of its blank-canvas value")
+    sequence_strokes: int = param(40, lo=1, doc="painting sequence (Sec. 7.2): progress read after this many "
+                                  "strokes (20% of 200); one of paint.frame_counts")
+    matched_share: float = param(0.25, lo=0.0, hi=1.0, doc="painting sequence: the share of test images read, "
+                                 "those whose final L2 is most alike for both agents (the paper: equally similar)")
+    coarse_sigma: float = param(0.03, lo=0.0, hi=0.5, doc="painting sequence: Gaussian sigma of the coarse "
+                                "structure, a share of the canvas side (0.03: 2 px at 64 px)")
     figure_images: int = param(4, lo=1, hi=16, doc="rows of the comparison and sequence figures")
 
 

@@ -10,9 +10,13 @@
 - Whole image: L2 (Frobenius, at `l2_side`) and PSNR at the canvas size.
 - Painting order (Sec. 7.2): after each kept stroke count n, the share of the blank canvas' error that is
   gone, separately inside and outside the true foreground: progress(n) = 1 - ||M * (I - C_n)|| / ||M * I||.
-  A top-down painter (the paper's claim for semantic guidance) gets the foreground's progress early.
-  Summary: the stroke count at which the mean foreground (background) error first falls below
-  `order_fraction` of its blank-canvas value.
+- Painting sequence (Sec. 7.2, Fig. 6, top-down vs bottom-up): on the images whose final whole-image L2
+  is most alike for both agents (the share `matched_share` of the test images with the smallest gap, as
+  the paper selects images both agents paint equally well), the object's
+  progress after `sequence_strokes` strokes measured twice: on its coarse structure (the images blurred,
+  Gaussian sigma = `coarse_sigma` x side) and on its detail (image minus its blur: edges, small
+  high-contrast parts). A top-down painter has most of the coarse structure and little detail early:
+  top-down index = coarse progress - detail progress, in points.
 
 Every score is computed per image and averaged over the test images that have a true mask.
 """
@@ -24,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
 
 from semguide_core.figures import save_grid
 from semguide_core.metrics import psnr
@@ -81,16 +86,32 @@ def progress(target: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> 
     return 1 - after / start[:, None].clamp(min=1e-12)
 
 
-def strokes_to_fraction(counts: list[int], mean_progress: np.ndarray, fraction: float) -> float | None:
-    """The first stroke count whose mean error is at most `fraction` of the blank canvas' (None if none)."""
-    for count, done in zip(counts, mean_progress):
-        if 1 - done <= fraction:
-            return int(count)
-    return None
+def coarse_and_detail(images: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """images [..., 3, H, W] split into coarse structure (Gaussian blur, sigma in pixels) and detail (the rest)."""
+    radius = max(1, math.ceil(3 * sigma))
+    flat = images.reshape(-1, *images.shape[-3:])
+    coarse = gaussian_blur(flat, [2 * radius + 1] * 2, [sigma] * 2).reshape(images.shape)
+    return coarse, images - coarse
+
+
+def sequence_progress(target: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, sigma: float):
+    """The object's progress (see `progress`) on its coarse structure and on its detail, each [N, F]. The blank
+    canvas has neither, so both start at 0; detail painted wrong (false edges) makes the detail's negative."""
+    (coarse_target, detail_target), (coarse_frames, detail_frames) = (coarse_and_detail(x, sigma) for x in (target, frames))
+    return progress(coarse_target, coarse_frames, mask), progress(detail_target, detail_frames, mask)
+
+
+def matched_images(l2_a: torch.Tensor, l2_b: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images two agents paint most equally well (Sec. 7.2): the ceil(share x N) with the smallest gap
+    |a - b| / ((a + b) / 2) between their final L2 (ties: the first). Returns their indices and gaps."""
+    gap = (l2_a - l2_b).abs() / ((l2_a + l2_b) / 2).clamp(min=1e-12)
+    keep = math.ceil(share * len(gap))
+    order = torch.sort(gap, stable=True).indices[:keep]
+    return order, gap[order]
 
 
 # ------------------------------------------------------------------------------------- one agent's scores
-def score_agent(target, canvas, frames, counts, truth, predicted, l2_side: int, fraction: float) -> dict:
+def score_agent(target, canvas, frames, counts, truth, predicted, l2_side: int) -> dict:
     """All scores of one agent's paintings. target, canvas [N,3,H,W]; frames [N,F,3,H,W] after `counts`
     strokes; truth [N,1,H,W] true mask; predicted [N,1,H,W] the segmenter's foreground probability."""
     fg_progress = progress(target, frames, truth).mean(0).numpy()
@@ -102,16 +123,30 @@ def score_agent(target, canvas, frames, counts, truth, predicted, l2_side: int, 
         "fg_rmse": float(foreground_rmse(target, canvas, truth).mean()),
         "l2": float(masked_l2(target, canvas, torch.ones_like(truth), l2_side).mean()),
         "psnr": float(psnr(target, canvas).clamp(max=99).mean()),
-        "fg_strokes_to_fraction": strokes_to_fraction(counts, fg_progress, fraction),
-        "bg_strokes_to_fraction": strokes_to_fraction(counts, bg_progress, fraction),
         "fg_progress": {str(c): round(float(v), 4) for c, v in zip(counts, fg_progress)},
         "bg_progress": {str(c): round(float(v), 4) for c, v in zip(counts, bg_progress)},
     }
 
 
+def score_sequences(target, frames: dict, counts: list[int], truth, l2_side: int, p) -> dict:
+    """Sec. 7.2's comparison of two agents' painting sequences (frames {name: [N,F,3,H,W]}, the last frame
+    the final canvas) on the images both paint equally well: per agent the object's coarse-structure and
+    detail progress after p.sequence_strokes strokes and at the end, and the top-down index."""
+    first, second = (masked_l2(target, f[:, -1], torch.ones_like(truth), l2_side) for f in frames.values())
+    matched, gap = matched_images(first, second, p.matched_share)
+    early, sigma = counts.index(p.sequence_strokes), p.coarse_sigma * target.shape[-1]
+    scores = {"images": len(matched), "matched": matched.tolist(), "l2_gap": 100 * float(gap.mean())}
+    for name, f in frames.items():
+        coarse, detail = (x[matched].mean(0) for x in sequence_progress(target, f, truth, sigma))
+        scores[name] = {"coarse_early": 100 * float(coarse[early]), "detail_early": 100 * float(detail[early]),
+                        "coarse_end": 100 * float(coarse[-1]), "detail_end": 100 * float(detail[-1]),
+                        "top_down_index": 100 * float(coarse[early] - detail[early])}
+    return scores
+
+
 # ----------------------------------------------------------------------------------------------- tables
-def tables(scores: dict, reference: dict) -> dict[str, pd.DataFrame]:
-    """Table 1, Table 2, whole image and painting order as DataFrames, one row per agent."""
+def tables(scores: dict, reference: dict, sequences: dict, sequence_strokes: int) -> dict[str, pd.DataFrame]:
+    """Table 1, Table 2, whole image, painting order and painting sequence as DataFrames, one row per agent."""
     agents = list(scores)
     table1 = pd.DataFrame(
         [[name, scores[name]["seg_accuracy"], scores[name]["seg_iou"]] for name in agents]
@@ -124,11 +159,17 @@ def tables(scores: dict, reference: dict) -> dict[str, pd.DataFrame]:
     counts = list(scores[agents[0]]["fg_progress"])
     order = pd.DataFrame(
         [[name, region] + [100 * scores[name][f"{region}_progress"][c] for c in counts]
-         + [scores[name][f"{region}_strokes_to_fraction"]]
          for name in agents for region in ("fg", "bg")],
-        columns=["method", "region"] + [f"{c} strokes (%)" for c in counts] + ["strokes to fraction"])
+        columns=["method", "region"] + [f"{c} strokes (%)" for c in counts])
+    n = sequence_strokes
+    sequence = pd.DataFrame(
+        [[name, sequences["images"], sequences["l2_gap"], *(sequences[name][k] for k in
+                                       ("coarse_early", "detail_early", "coarse_end", "detail_end", "top_down_index"))]
+         for name in agents],
+        columns=["method", "matched images", "their L2 gap (%)", f"coarse structure after {n} strokes (%)", f"detail after {n} strokes (%)",
+                 "coarse structure at the end (%)", "detail at the end (%)", "top-down index (points)"])
     return {"table1_segmentation": table1, "table2_foreground_l2": table2, "whole_image": whole,
-            "painting_order": order}
+            "painting_order": order, "painting_sequence": sequence}
 
 
 def write_table(frame: pd.DataFrame, stem, title: str) -> None:

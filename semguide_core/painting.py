@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from skimage.measure import label as connected_components
 
 from semguide_core import strokes as S
 from semguide_core.agent.env import straight_through_density
@@ -39,6 +38,10 @@ def instance_masks(mask: torch.Tensor, min_area: float, max_instances: int) -> t
     An instance is a connected component (8-neighbourhood) of mask > 0.5 covering at least `min_area` of
     the image; smaller specks are left to the background.
     """
+    # imported here: scikit-image (with SciPy) costs 0.3 s of `semguide paint`'s start-up, and only the
+    # semantic agent reaches this function
+    from skimage.measure import label as connected_components
+
     labels = torch.from_numpy(connected_components((mask > 0.5).cpu().numpy(), connectivity=2))
     areas = torch.bincount(labels.flatten())[1:]
     keep = [k + 1 for k in areas.argsort(descending=True).tolist()

@@ -2,9 +2,9 @@
 
 Reads the paintings of stage paint, the prepared dataset (true masks; for a dataset without them, Stanford
 Cars, the DeepLabV3 masks of stage extract_masks, as the paper does) and the segmenter. Writes the scores
-(JSON), the tables {table1_segmentation,table2_foreground_l2,whole_image,painting_order}.{csv,md} into the
-folder `tables` and three figures: Fig. 3 (the test images), Fig. 4 (the sample-scenes pass of stage
-paint) and Fig. 6 (the painting sequence).
+(JSON), the tables {table1_segmentation,table2_foreground_l2,whole_image,painting_order,painting_sequence}
+.{csv,md} into the folder `tables` and three figures: Fig. 3 (the test images), Fig. 4 (the sample-scenes
+pass of stage paint) and Fig. 6 (the painting sequence, on images both agents paint equally well).
 """
 import json
 from pathlib import Path
@@ -15,9 +15,9 @@ import typer
 
 from semguide_core.config import load_params
 from semguide_core.data.prepared import load_prepared
-from semguide_core.errors import DataError
+from semguide_core.errors import ConfigError, DataError
 from semguide_core.evaluate import (comparison_figure, foreground_accuracy, masked_l2, score_agent,
-                                    sequence_figure, write_table)
+                                    score_sequences, sequence_figure, write_table)
 from semguide_core.evaluate import tables as make_tables  # `tables` is main's argument, their folder
 from semguide_core.runtime import pick_device, run_stage, write_json
 from semguide_core.semantics.boxes import mask_iou
@@ -29,7 +29,9 @@ AGENTS = ("baseline", "semantic")
 TITLES = {"table1_segmentation": "Table 1: segmentation of the canvases against the true foreground",
           "table2_foreground_l2": "Table 2: foreground L2 distance",
           "whole_image": "Whole-image distance",
-          "painting_order": "Painting order (Sec. 7.2): share of the blank canvas' error gone after n strokes"}
+          "painting_order": "Painting order (Sec. 7.2): share of the blank canvas' error gone after n strokes",
+          "painting_sequence": "Painting sequence (Sec. 7.2): top-down or bottom-up, on the images both agents "
+                               "paint equally well"}
 
 
 def as_float(images: np.ndarray) -> torch.Tensor:
@@ -79,6 +81,9 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     idx, counts = read(paint / "baseline" / "idx.npy"), paintings["baseline"][2]
     if not (np.array_equal(read(paint / "semantic" / "idx.npy"), idx) and paintings["semantic"][2] == counts):
         raise DataError(f"{paint}: the agents painted different images or stroke counts (run `dvc repro paint`)")
+    if p.sequence_strokes not in counts:
+        raise ConfigError(f"params.yaml: evaluate.sequence_strokes = {p.sequence_strokes} is not one of the kept "
+                          f"frame counts {counts} (paint.frame_counts)")
     batch = data.tensors(idx)
     # datasets without masks (Stanford Cars): the DeepLabV3 masks of stage extract_masks, as in the paper
     truth = torch.from_numpy(masks_with_extracted(data, extracted_masks)[idx]).float()[:, None]
@@ -88,22 +93,25 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     scores = {}
     for name, (canvases, frames, _) in paintings.items():
         predicted = run_batched(model, canvases, 32)  # foreground probability [N, 1, H, W]
-        scores[name] = score_agent(targets, canvases, frames, counts, truth, predicted, p.l2_side,
-                                   p.order_fraction)
+        scores[name] = score_agent(targets, canvases, frames, counts, truth, predicted, p.l2_side)
+    sequences = score_sequences(targets, {name: frames for name, (_, frames, _) in paintings.items()}, counts,
+                                truth, p.l2_side, p)
     on_targets = run_batched(model, targets, 32)
     reference = {"seg_accuracy": 100 * float(foreground_accuracy(on_targets[:, 0], truth[:, 0]).mean()),
                  "seg_iou": 100 * float(mask_iou(on_targets[:, 0], truth[:, 0]).mean())}
 
     write_json(metrics, {**scores, "target": reference, "images": len(idx), "dataset": params.dataset,
-                         "l2_side": p.l2_side, "order_fraction": p.order_fraction,
+                         "l2_side": p.l2_side, "painting_sequence": sequences,
                          "scenes": scenes_scores(p, paint / "scenes", compare_scenes)})
-    for stem, frame in make_tables(scores, reference).items():
+    for stem, frame in make_tables(scores, reference, sequences, p.sequence_strokes).items():
         write_table(frame, tables / stem, TITLES[stem])
 
     shown = slice(0, p.figure_images)
     comparison_figure(paintings["baseline"][0][shown], paintings["semantic"][0][shown], batch.images[shown],
                       compare, params.dataset)
-    sequence_figure(paintings["baseline"][1][:2], paintings["semantic"][1][:2], batch.images[:2], counts,
+    # Fig. 6 as the paper selects its images: two that both agents paint equally well (else the first two)
+    rows = (sequences["matched"] + [i for i in range(len(idx)) if i not in sequences["matched"]])[:2]
+    sequence_figure(paintings["baseline"][1][rows], paintings["semantic"][1][rows], batch.images[rows], counts,
                     sequence)
 
 

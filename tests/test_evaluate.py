@@ -1,6 +1,7 @@
 """evaluate: the metric functions on hand-computed cases, the tables, and stages paint + evaluate end to end."""
 import json
 import math
+from types import SimpleNamespace
 import runpy
 import sys
 from pathlib import Path
@@ -67,23 +68,61 @@ def test_psnr_and_painting_progress():
     frames[0, 2, :, 1] = 0.5                                        # and the background too, at the end
     assert E.progress(target, frames, mask)[0].tolist() == pytest.approx([0.0, 0.5, 1.0])
     assert E.progress(target, frames, 1 - mask)[0].tolist() == pytest.approx([0.0, 0.0, 1.0])
-    assert E.strokes_to_fraction([10, 20, 30], np.array([0.2, 0.6, 0.9]), 0.5) == 20
-    assert E.strokes_to_fraction([10, 20, 30], np.array([0.1, 0.2, 0.3]), 0.5) is None
+
+
+def test_matched_images_are_those_both_agents_paint_most_alike():
+    # gaps |a - b| / mean: 0.049, 0.182, 0.105, 0 -> the half with the smallest: images 3 and 0
+    order, gap = E.matched_images(torch.tensor([1.0, 1.0, 1.0, 2.0]), torch.tensor([1.05, 1.2, 0.9, 2.0]), 0.5)
+    assert order.tolist() == [3, 0] and gap.tolist() == pytest.approx([0.0, 0.05 / 1.025])
+    assert E.matched_images(torch.ones(5), torch.ones(5), 0.25)[0].tolist() == [0, 1]  # ceil(1.25), ties: first
+
+
+def test_coarse_structure_and_detail():
+    image = torch.rand(2, 3, 16, 16)
+    coarse, detail = E.coarse_and_detail(image, 2.0)
+    assert torch.allclose(coarse + detail, image)
+    assert detail.abs().mean() < image.abs().mean() and coarse.std() < image.std()  # blur smooths
+    flat, none = E.coarse_and_detail(torch.full((1, 3, 8, 8), 0.3), 1.0)
+    assert torch.allclose(flat, torch.full_like(flat, 0.3)) and none.abs().max() < 1e-6
+    # a canvas off by a constant 0.1 has all the detail and 1 - 0.1 / 0.5 of the coarse structure of a flat 0.5
+    target, mask = torch.full((1, 3, 8, 8), 0.5), torch.ones(1, 1, 8, 8)
+    coarse_progress, _ = E.sequence_progress(target, (target + 0.1)[:, None], mask, 1.0)
+    assert coarse_progress.item() == pytest.approx(0.8)
+
+
+def test_a_top_down_painter_scores_above_a_bottom_up_one():
+    torch.manual_seed(0)
+    target = torch.rand(3, 3, 16, 16)
+    coarse, detail = E.coarse_and_detail(target, 2.0)
+    top_down = torch.stack([coarse, target], 1)                        # structure first, then everything
+    bottom_up = torch.stack([detail, target], 1)                       # details first
+    truth = torch.ones(3, 1, 16, 16)
+    p = SimpleNamespace(matched_share=1.0, sequence_strokes=10, coarse_sigma=2.0 / 16)
+    scores = E.score_sequences(target, {"a": top_down, "b": bottom_up}, [10, 20], truth, 16, p)
+    assert scores["images"] == 3 and scores["l2_gap"] == 0    # both end on the target
+    assert scores["a"]["coarse_end"] == pytest.approx(100) and scores["a"]["detail_end"] == pytest.approx(100)
+    assert scores["a"]["top_down_index"] > 50 > 0 > scores["b"]["top_down_index"]
 
 
 def test_tables_and_markdown(tmp_path):
     one = {"seg_accuracy": 50.0, "seg_iou": 25.0, "fg_l2": 8.4, "fg_rmse": 0.1, "l2": 20.0, "psnr": 18.0,
-           "fg_strokes_to_fraction": 20, "bg_strokes_to_fraction": None,
            "fg_progress": {"10": 0.3, "20": 0.6}, "bg_progress": {"10": 0.1, "20": 0.2}}
-    frames = E.tables({"baseline": one, "semantic": {**one, "fg_l2": 7.8}}, {"seg_accuracy": 90.0, "seg_iou": 80.0})
+    sequence = {"coarse_early": 60.0, "detail_early": 20.0, "coarse_end": 90.0, "detail_end": 70.0,
+                "top_down_index": 40.0}
+    frames = E.tables({"baseline": one, "semantic": {**one, "fg_l2": 7.8}}, {"seg_accuracy": 90.0, "seg_iou": 80.0},
+                      {"images": 5, "l2_gap": 3.0, "baseline": sequence, "semantic": {**sequence, "top_down_index": math.nan}}, 20)
     assert list(frames["table1_segmentation"]["method"])[-1].startswith("target")
     assert frames["table2_foreground_l2"].iloc[1, 1] == 7.8
-    assert frames["painting_order"].shape == (4, 2 + 2 + 1)
+    assert frames["painting_order"].shape == (4, 2 + 2)
+    assert frames["painting_sequence"].columns[3] == "coarse structure after 20 strokes (%)"
+    assert frames["painting_sequence"]["matched images"].tolist() == [5, 5]
     E.write_table(frames["painting_order"], tmp_path / "order", "Order")
     markdown = (tmp_path / "order.md").read_text().splitlines()
     assert markdown[0] == "### Order" and markdown[2].startswith("| method | region | 10 strokes (%)")
-    assert markdown[4].split("|")[3].strip() == "30" and markdown[5].split("|")[-2].strip() == "-"
-    assert pd.read_csv(tmp_path / "order.csv").shape == (4, 5)
+    assert markdown[4].split("|")[3].strip() == "30"
+    assert pd.read_csv(tmp_path / "order.csv").shape == (4, 4)
+    E.write_table(frames["painting_sequence"], tmp_path / "sequence", "Sequence")
+    assert (tmp_path / "sequence.md").read_text().splitlines()[-1].split("|")[-2].strip() == "-"  # NaN shown as -
 
 
 # ---------------------------------------------------------------------------------- stages end to end
@@ -133,12 +172,14 @@ def make_inputs(root: Path, side=32, n=6, models=True):
     return images, masks
 
 
+PAINT_EVALUATE_PARAMS = ("canvas: 32\ndevice: cpu\nprepare:\n  test_fraction: 0.5\n"
+                         "paint:\n  strokes: 10\n  frame_counts: [5, 10]\n  batch_size: 3\n  scenes: 2\n"
+                         "evaluate:\n  l2_side: 64\n  figure_images: 2\n  sequence_strokes: 5\n")
+
+
 @pytest.mark.slow
-def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch):
-    (tmp_path / "params.yaml").write_text(
-        "canvas: 32\ndevice: cpu\nprepare:\n  test_fraction: 0.5\n"
-        "paint:\n  strokes: 10\n  frame_counts: [5, 10]\n  batch_size: 3\n  scenes: 2\n"
-        "evaluate:\n  l2_side: 64\n  figure_images: 2\n")
+def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch, capsys):
+    (tmp_path / "params.yaml").write_text(PAINT_EVALUATE_PARAMS)
     images, masks = make_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
     for stage in ("paint", "evaluate"):  # in this process (saves the imports); run_stage exits only on error
@@ -160,13 +201,25 @@ def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch):
     assert scores["baseline"]["fg_l2"] == pytest.approx(expected, rel=1e-4)
     for name in ("baseline", "semantic"):
         assert 0 <= scores[name]["seg_accuracy"] <= 100 and scores[name]["fg_l2"] > 0
-    for stem in ("table1_segmentation", "table2_foreground_l2", "whole_image", "painting_order"):
+    for stem in ("table1_segmentation", "table2_foreground_l2", "whole_image", "painting_order", "painting_sequence"):
         assert (tmp_path / f"metrics/{stem}.md").read_text().startswith("###")
     for figure in ("compare", "compare_scenes", "sequence"):
         assert (tmp_path / f"figures/{figure}.png").stat().st_size > 0
     # the sample-scenes pass: several vehicles per image, each an instance Eq. 16 can pick
     assert scores["scenes"]["images"] == 2 and scores["scenes"]["semantic"]["l2"] > 0
     assert np.load(tmp_path / "artifacts/paint/scenes/instances.npy").max() >= 2
+    # Sec. 7.2: the images both agents paint equally well, each agent's progress after 5 of 10 strokes
+    sequence = scores["painting_sequence"]
+    assert sequence["images"] == len(sequence["matched"]) == 1 and set(sequence["matched"]) <= set(range(4))
+    assert -100 <= sequence["semantic"]["coarse_early"] <= 100 and sequence["l2_gap"] >= 0
+
+    # a progress read after a stroke count that stage paint did not keep: one line naming the key
+    (tmp_path / "params.yaml").write_text(PAINT_EVALUATE_PARAMS.replace("sequence_strokes: 5", "sequence_strokes: 7"))
+    monkeypatch.setattr(sys, "argv", stage_command("evaluate"))
+    with pytest.raises(SystemExit) as status:
+        runpy.run_path(str(REPO / "stages/evaluate.py"), run_name="__main__")
+    assert status.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: params.yaml: evaluate.sequence_strokes = 7")
 
 
 def test_evaluate_without_paintings_is_a_one_line_error_and_writes_nothing(tmp_path, monkeypatch, capsys):
