@@ -14,9 +14,9 @@
   is most alike for both agents (the share `matched_share` of the test images with the smallest gap, as
   the paper selects images both agents paint equally well), the object's
   progress after `sequence_strokes` strokes measured twice: on its coarse structure (the images blurred,
-  Gaussian sigma = `coarse_sigma` x side) and on its detail (image minus its blur: edges, small
-  high-contrast parts). A top-down painter has most of the coarse structure and little detail early:
-  top-down index = coarse progress - detail progress, in points.
+  Gaussian sigma = `coarse_sigma` x side, against the object's flat mean colour) and on its detail (image
+  minus its blur: edges, small high-contrast parts). A top-down painter has much of the coarse structure
+  and little detail early: top-down index = coarse progress - detail progress, in points.
 
 Every score is computed per image and averaged over the test images that have a true mask.
 """
@@ -95,10 +95,17 @@ def coarse_and_detail(images: torch.Tensor, sigma: float) -> tuple[torch.Tensor,
 
 
 def sequence_progress(target: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, sigma: float):
-    """The object's progress (see `progress`) on its coarse structure and on its detail, each [N, F]. The blank
-    canvas has neither, so both start at 0; detail painted wrong (false edges) makes the detail's negative."""
+    """The object's progress on its coarse structure and on its detail, each [N, F] (frames [N,F,3,H,W]).
+
+    Coarse: 1 - ||M * (c(I) - c(C_n))|| / ||M * (c(I) - m)||, c the blur and m the object's mean colour, so
+    a canvas of the object's flat colour scores 0 and the black canvas below 0: what counts is the spatial
+    structure, not the mean colour that any first stroke gets. Detail: `progress` on I - c(I), which the
+    black and flat canvases both lack (0); detail painted wrong (false edges) makes it negative.
+    """
     (coarse_target, detail_target), (coarse_frames, detail_frames) = (coarse_and_detail(x, sigma) for x in (target, frames))
-    return progress(coarse_target, coarse_frames, mask), progress(detail_target, detail_frames, mask)
+    flat = (mask * target).sum((-2, -1), keepdim=True) / mask.sum((-2, -1), keepdim=True).clamp(min=1e-12)
+    return (progress(coarse_target - flat, coarse_frames - flat[:, None], mask),
+            progress(detail_target, detail_frames, mask))
 
 
 def matched_images(l2_a: torch.Tensor, l2_b: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor]:
