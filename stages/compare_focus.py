@@ -7,6 +7,7 @@ the object's, the distinguishing part's (Sec. 7.1's claim: more detail there) an
 with a row per kappa of the mean over its seeds.
 """
 import json
+from collections import Counter
 from pathlib import Path
 from typing import List
 
@@ -58,8 +59,14 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
         runs.append({"kappa": metrics["reward_nu"], "run": metrics_path.stem,
                      **{name: metrics.get(key, float("nan")) for key, name in SCORES.items()},
                      "PSNR (dB)": metrics["test_psnr_db"]})
-    save_grid([[*(c[i] for c in columns), ctx.targets[i]] for i in range(len(shown))], figure,
-              col_titles=[f"kappa = {run['kappa']:g}\n{run['run']}" for run in runs] + ["target"])
+    # Fig. 5's columns by kappa, its runs side by side (the table names each run's metrics file)
+    order = sorted(range(len(runs)), key=lambda i: runs[i]["kappa"])
+    titles, seen = [], Counter()
+    for i in order:
+        seen[runs[i]["kappa"]] += 1
+        titles.append(f"kappa = {runs[i]['kappa']:g}\nrun {seen[runs[i]['kappa']]}")
+    save_grid([[*(columns[j][i] for j in order), ctx.targets[i]] for i in range(len(shown))], figure,
+              col_titles=titles + ["target"])
     write_table(with_means(pd.DataFrame(runs)), tables / "focus_ablation",
                 "Focus-only ablation (Sec. 7.1, Eq. 20): the test crops, by kappa (each run, then their mean)")
 
