@@ -197,9 +197,18 @@ def _cell(value) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- figures
-def comparison_figure(baseline: torch.Tensor, semantic: torch.Tensor, target: torch.Tensor, path, title: str) -> None:
-    """Fig. 3 / Fig. 4 layout: one row per image, baseline | semantic | target. Images [N,3,H,W]."""
-    rows = [[b, s, t] for b, s, t in zip(baseline, semantic, target)]
+def comparison_figure(baseline: torch.Tensor, semantic: torch.Tensor, target: torch.Tensor, path, title: str,
+                      segmentations: tuple | None = None) -> None:
+    """Fig. 3 / Fig. 4 layout: one row per image, baseline | semantic | target. Images [N,3,H,W].
+
+    With `segmentations`, the segmenter's foreground probability [N,1,H,W] of each of the three, Fig. 7's
+    layout: each row followed by the segmentation maps of its images.
+    """
+    rows = []
+    for i, images in enumerate(zip(baseline, semantic, target)):
+        rows.append(list(images))
+        if segmentations is not None:
+            rows.append([maps[i, 0] for maps in segmentations])
     save_grid(rows, path, col_titles=["baseline", "semantic guidance", f"target ({title})"])
 
 

@@ -3,8 +3,9 @@
 Reads the paintings of stage paint, the prepared dataset (true masks; for a dataset without them, Stanford
 Cars, the DeepLabV3 masks of stage extract_masks, as the paper does) and the segmenter. Writes the scores
 (JSON), the tables {table1_segmentation,table2_foreground_l2,whole_image,painting_order,painting_sequence}
-.{csv,md} into the folder `tables` and three figures: Fig. 3 (the test images), Fig. 4 (the sample-scenes
-pass of stage paint) and Fig. 6 (the painting sequence, on images both agents paint equally well).
+.{csv,md} into the folder `tables` and four figures: Fig. 3 (the test images), Fig. 4 (the sample-scenes
+pass of stage paint), Fig. 6 (the painting sequence, on images both agents paint equally well) and Fig. 7
+(the test images' segmentation maps, from which Table 1 is scored).
 """
 import json
 from pathlib import Path
@@ -72,7 +73,8 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
          tables: Path = typer.Option(..., help="folder of the tables (CSV and Markdown)"),
          compare: Path = typer.Option(..., help="Fig. 3: baseline | semantic | target, test images (PNG)"),
          compare_scenes: Path = typer.Option(..., help="Fig. 4: the same for the sample-scenes pass (PNG)"),
-         sequence: Path = typer.Option(..., help="Fig. 6: the canvases as the strokes add up (PNG)")):
+         sequence: Path = typer.Option(..., help="Fig. 6: the canvases as the strokes add up (PNG)"),
+         segmentation: Path = typer.Option(..., help="Fig. 7: Fig. 3's images and their segmentation maps (PNG)")):
     params = load_params()
     p = params.evaluate
     device = pick_device(params.device)
@@ -90,10 +92,10 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     targets = batch.images
 
     model = load_segmenter(segmenter, device)
-    scores = {}
+    scores, predicted = {}, {}
     for name, (canvases, frames, _) in paintings.items():
-        predicted = run_batched(model, canvases, 32)  # foreground probability [N, 1, H, W]
-        scores[name] = score_agent(targets, canvases, frames, counts, truth, predicted, p.l2_side)
+        predicted[name] = run_batched(model, canvases, 32)  # foreground probability [N, 1, H, W]
+        scores[name] = score_agent(targets, canvases, frames, counts, truth, predicted[name], p.l2_side)
     sequences = score_sequences(targets, {name: frames for name, (_, frames, _) in paintings.items()}, counts,
                                 truth, p.l2_side, p)
     on_targets = run_batched(model, targets, 32)
@@ -109,6 +111,9 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     shown = slice(0, p.figure_images)
     comparison_figure(paintings["baseline"][0][shown], paintings["semantic"][0][shown], batch.images[shown],
                       compare, params.dataset)
+    comparison_figure(paintings["baseline"][0][shown], paintings["semantic"][0][shown], batch.images[shown],
+                      segmentation, params.dataset,
+                      segmentations=(predicted["baseline"][shown], predicted["semantic"][shown], on_targets[shown]))
     # Fig. 6 as the paper selects its images: two that both agents paint equally well (else the first two)
     rows = (sequences["matched"] + [i for i in range(len(idx)) if i not in sequences["matched"]])[:2]
     sequence_figure(paintings["baseline"][1][rows], paintings["semantic"][1][rows], batch.images[rows], counts,

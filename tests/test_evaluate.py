@@ -207,7 +207,7 @@ def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch, capsys):
         assert 0 <= scores[name]["seg_accuracy"] <= 100 and scores[name]["fg_l2"] > 0
     for stem in ("table1_segmentation", "table2_foreground_l2", "whole_image", "painting_order", "painting_sequence"):
         assert (tmp_path / f"metrics/{stem}.md").read_text().startswith("###")
-    for figure in ("compare", "compare_scenes", "sequence"):
+    for figure in ("compare", "compare_scenes", "sequence", "segmentation"):
         assert (tmp_path / f"figures/{figure}.png").stat().st_size > 0
     # the sample-scenes pass: several vehicles per image, each an instance Eq. 16 can pick
     assert scores["scenes"]["images"] == 2 and scores["scenes"]["semantic"]["l2"] > 0
