@@ -1,11 +1,15 @@
 """Reference canvases (`semguide references`): hand-computed cases, the per-image optimum, the command."""
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import stage_command
 from soft_rasteriser import SoftRasteriser
 from typer.testing import CliRunner
 
@@ -15,6 +19,8 @@ from semguide_core.cli import app
 from semguide_core.data.prepared import INDEX_COLUMNS, PreparedDataset, write_prepared
 from semguide_core.renderer import NeuralRenderer, renderer_file
 from semguide_core.strokes import paint
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def half_black_half_white(side=4) -> torch.Tensor:
@@ -112,6 +118,20 @@ def test_references_command_prints_and_writes_the_table(tmp_path):
     assert "| each image's mean colour | 0.2500 | 6.0 |" in result.output
     table = json.loads((tmp_path / "refs.json").read_text())
     assert table["mean_colour"]["mse"] == pytest.approx(0.25) and table["object_mean_colour"]["mse"] == 0.0
+
+
+def test_references_stage_writes_the_metrics_and_the_table(tmp_path):
+    """Stage `references` as dvc.yaml runs it: the flat references (no optimum) as JSON and Markdown."""
+    write_tiny_prepared(tmp_path / "artifacts" / "prepared")
+    script, *args = stage_command("references")
+    done = subprocess.run([sys.executable, str(REPO / script), *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = json.loads((tmp_path / "metrics/references.json").read_text())
+    assert set(table) == {"mean_colour", "mosaic_2", "mosaic_4", "mosaic_8", "object_mean_colour"}
+    assert table["mean_colour"]["mse"] == pytest.approx(0.25) and table["mosaic_2"]["mse"] == 0.0  # halves = cells
+    lines = (tmp_path / "metrics/references.md").read_text().splitlines()
+    assert lines[0] == "### Reference canvases on the 1 test images" and "| 0.2500 | 6.0 |" in lines[4]
 
 
 @pytest.mark.parametrize("missing", ["prepared", "renderer", "canvas"])
