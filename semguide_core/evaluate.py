@@ -32,7 +32,6 @@ from torchvision.transforms.functional import gaussian_blur
 
 from semguide_core.figures import save_grid
 from semguide_core.metrics import psnr
-from semguide_core.runtime import atomic_path
 from semguide_core.semantics.boxes import mask_iou
 
 
@@ -177,23 +176,6 @@ def tables(scores: dict, reference: dict, sequences: dict, sequence_strokes: int
                  "coarse structure at the end (%)", "detail at the end (%)", "top-down index (points)"])
     return {"table1_segmentation": table1, "table2_foreground_l2": table2, "whole_image": whole,
             "painting_order": order, "painting_sequence": sequence}
-
-
-def write_table(frame: pd.DataFrame, stem, title: str) -> None:
-    """frame as stem.csv and stem.md (a Markdown table under a heading)."""
-    with atomic_path(f"{stem}.csv") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.4g")
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    with atomic_path(f"{stem}.md") as tmp:
-        tmp.write_text("\n".join([f"### {title}", "", header, rule, *rows]) + "\n")
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 # ---------------------------------------------------------------------------------------------- figures

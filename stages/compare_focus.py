@@ -20,10 +20,10 @@ from semguide_core.agent.data import load_pool
 from semguide_core.agent.inference import load_agent, rollout
 from semguide_core.config import load_params
 from semguide_core.errors import DataError
-from semguide_core.evaluate import write_table
 from semguide_core.figures import save_grid
 from semguide_core.metrics import db
 from semguide_core.runtime import pick_device, run_stage
+from semguide_core.tables import write_table
 
 
 def read_scores(path: Path) -> dict:

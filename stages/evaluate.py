@@ -18,13 +18,14 @@ from semguide_core.config import load_params
 from semguide_core.data.prepared import load_prepared
 from semguide_core.errors import ConfigError, DataError
 from semguide_core.evaluate import (comparison_figure, foreground_accuracy, masked_l2, score_agent,
-                                    score_sequences, sequence_figure, write_table)
+                                    score_sequences, sequence_figure)
 from semguide_core.evaluate import tables as make_tables  # `tables` is main's argument, their folder
 from semguide_core.runtime import pick_device, run_stage, write_json
 from semguide_core.semantics.boxes import mask_iou
 from semguide_core.semantics.datasets import masks_with_extracted
 from semguide_core.semantics.model_files import run_batched
 from semguide_core.semantics.segmenter import load_segmenter
+from semguide_core.tables import write_table
 
 AGENTS = ("baseline", "semantic")
 TITLES = {"table1_segmentation": "Table 1: segmentation of the canvases against the true foreground",

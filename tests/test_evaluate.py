@@ -15,6 +15,7 @@ from conftest import stage_command
 from semguide_core import evaluate as E
 from semguide_core.config import AgentParams
 from semguide_core.metrics import psnr
+from semguide_core.tables import write_table
 
 TINY_ACTOR = AgentParams(actor_width=4, actor_blocks=[1], actor_hidden=8)  # an untrained actor that paints fast
 
@@ -120,12 +121,12 @@ def test_tables_and_markdown(tmp_path):
     assert frames["painting_order"].shape == (4, 2 + 2)
     assert frames["painting_sequence"].columns[3] == "coarse structure after 20 strokes (%)"
     assert frames["painting_sequence"]["matched images"].tolist() == [5, 5]
-    E.write_table(frames["painting_order"], tmp_path / "order", "Order")
+    write_table(frames["painting_order"], tmp_path / "order", "Order")
     markdown = (tmp_path / "order.md").read_text().splitlines()
     assert markdown[0] == "### Order" and markdown[2].startswith("| method | region | 10 strokes (%)")
     assert markdown[4].split("|")[3].strip() == "30"
     assert pd.read_csv(tmp_path / "order.csv").shape == (4, 4)
-    E.write_table(frames["painting_sequence"], tmp_path / "sequence", "Sequence")
+    write_table(frames["painting_sequence"], tmp_path / "sequence", "Sequence")
     assert (tmp_path / "sequence.md").read_text().splitlines()[-1].split("|")[-2].strip() == "-"  # NaN shown as -
 
 
