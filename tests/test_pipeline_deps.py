@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import dvc_stages
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,3 +112,12 @@ def test_a_reward_weight_invalidates_only_the_semantic_agent(repo_copy):
              for params in [change.get("changed deps", {}).get("params.yaml", {})]
              if isinstance(params, dict) and {"eta", "nu"} & set(params)}
     assert reads == {"train_agent@semantic"}
+
+
+def test_every_stage_has_a_committed_lock():
+    """A fresh clone's `dvc status` knows every stage's last run: each stage of dvc.yaml and
+    ablation/dvc.yaml (each foreach item) has an entry in the dvc.lock beside it."""
+    locked = set()
+    for lock, prefix in (("dvc.lock", ""), ("ablation/dvc.lock", "ablation/dvc.yaml:")):
+        locked |= {prefix + name for name in yaml.safe_load((REPO / lock).read_text())["stages"]}
+    assert sorted(set(dvc_stages()) - locked) == []
