@@ -167,13 +167,12 @@ def tables(scores: dict, reference: dict, sequences: dict, sequence_strokes: int
         [[name, region] + [100 * scores[name][f"{region}_progress"][c] for c in counts]
          for name in agents for region in ("fg", "bg")],
         columns=["method", "region"] + [f"{c} strokes (%)" for c in counts])
-    n = sequence_strokes
+    n, keys = sequence_strokes, ("coarse_early", "detail_early", "coarse_end", "detail_end", "top_down_index")
     sequence = pd.DataFrame(
-        [[name, sequences["images"], sequences["l2_gap"], *(sequences[name][k] for k in
-                                       ("coarse_early", "detail_early", "coarse_end", "detail_end", "top_down_index"))]
-         for name in agents],
-        columns=["method", "matched images", "their L2 gap (%)", f"coarse structure after {n} strokes (%)", f"detail after {n} strokes (%)",
-                 "coarse structure at the end (%)", "detail at the end (%)", "top-down index (points)"])
+        [[name, sequences["images"], sequences["l2_gap"], *(sequences[name][k] for k in keys)] for name in agents],
+        columns=["method", "matched images", "their L2 gap (%)", f"coarse structure after {n} strokes (%)",
+                 f"detail after {n} strokes (%)", "coarse structure at the end (%)", "detail at the end (%)",
+                 "top-down index (points)"])
     return {"table1_segmentation": table1, "table2_foreground_l2": table2, "whole_image": whole,
             "painting_order": order, "painting_sequence": sequence}
 

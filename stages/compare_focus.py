@@ -80,5 +80,6 @@ def with_means(runs: pd.DataFrame) -> pd.DataFrame:
         rows += [group, pd.DataFrame([mean])]
     return pd.concat(rows, ignore_index=True)[runs.columns]
 
+
 if __name__ == "__main__":
     run_stage(main)
