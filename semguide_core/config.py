@@ -105,7 +105,7 @@ class PsiParams:
     shift: float = param(0.25, lo=0.0, hi=1.0, doc="augmentation: and shifted by up to this fraction of the side")
     colour_jitter: float = param(0.3, lo=0.0, hi=1.0, doc="augmentation: per-channel gain in 1 +- colour_jitter")
     batch_size: int = param(32, lo=1)
-    steps: int = param(3000, lo=1)
+    steps: int = param(6000, lo=1)
     lr: float = param(3e-3, lo=0.0)
     checkpoint_every: int = param(100, lo=1)
     seed: int = param(0, lo=0)
