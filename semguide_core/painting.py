@@ -1,18 +1,24 @@
 """Painting a batch of images with a trained agent: the loop, Eq. 16, and Huang et al.'s `divide`.
 
-At every step the loop asks the agent for one bundle of strokes (`agent.act`, docs/architecture.md),
-rasterises them with the real rasteriser (`strokes.py`, crisp, and what the SVG reproduces) and
-composites them stroke by stroke:
+`paint` is the one episode loop: the `paint` stage, `semguide paint`, the SVG, the validation curves while
+training and the agents' final metrics all paint with it (training's own episodes interleave replay and
+updates, `agent.train`, and share its transition, `strokes.paint`). At every step it asks the agent for one
+bundle of strokes (`agent.act`, docs/architecture.md), rasterises them with the real rasteriser
+(`strokes.py`, crisp, and what the SVG reproduces; or another density function, e.g. the neural renderer
+for an agent trained on its canvases) and composites them stroke by stroke:
 
 - baseline agent: every stroke unmasked, C <- C * (1 - Phi) + Phi^c;
 - semantic agent: background strokes first, colour masked by 1 - S (Eq. 3), then foreground strokes masked
   by S_u (Eq. 4), where u is the foreground instance with the largest remaining error (Eq. 16):
   u = argmax_i || S_i * (I - C_t) ||_F.
 
-Instances are the connected components of Psi's mask thresholded at 0.5 (Psi predicts one foreground
-map; components smaller than `min_instance_area` count as background). Compositing uses these binary
-regions, so every pixel belongs to exactly one layer, and the painting is exactly a set of strokes
-clipped by regions: that is what the SVG writes (exports.py), and why its rendering matches the PNG.
+A `Scene` says what the agent paints towards. `make_scene` (painting images): the instances are the
+connected components of Psi's mask thresholded at 0.5 (Psi predicts one foreground map; components smaller
+than `min_instance_area` count as background), the agent sees Psi's soft mask within the chosen instance
+and that instance's box. `episode_scene` (training episodes, `agent.rewards.Context`): one instance, the
+mask and box the agent trained with. Compositing uses the binary regions, so every pixel belongs to
+exactly one layer, and the painting is exactly a set of strokes clipped by regions: that is what the SVG
+writes (exports.py), and why its rendering matches the PNG.
 
 High resolution (Huang et al.'s `divide`): the image is first painted whole at the canvas size, then cut
 into d x d patches that are painted on, as one batch, with the same number of strokes each, on a canvas
@@ -27,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from semguide_core import strokes as S
-from semguide_core.agent.env import straight_through_density
+from semguide_core.agent.env import DensityFn, stroke_mask, straight_through_density
+from semguide_core.agent.rewards import Context
 from semguide_core.semantics.boxes import mask_to_bbox
 
 
@@ -65,9 +72,10 @@ UNMASKED, BACKGROUND = -1, 0  # a stroke's region: -1 whole image (baseline), 0 
 class Scene:
     """What the agent looks at besides the canvas, for a batch of images at one resolution."""
     target: torch.Tensor     # [B, 3, H, W]
-    soft_mask: torch.Tensor  # [B, 1, H, W], Psi's mask S_I (what the agent was trained with)
+    views: torch.Tensor      # [B, K, H, W], the S_I the agent sees while it paints instance k
     gbp: torch.Tensor        # [B, 1, H, W], G_I
     instances: torch.Tensor  # [B, K, H, W] binary, zero-padded to the batch's largest K (K >= 1)
+    bboxes: torch.Tensor | None = None  # [B, K, 4] the instances' boxes; None: the box of each (patch's) mask
 
     @property
     def regions(self) -> torch.Tensor:
@@ -75,19 +83,27 @@ class Scene:
         return torch.cat([1 - self.instances.amax(dim=1, keepdim=True), self.instances], dim=1)
 
     def upsampled(self, target: torch.Tensor) -> "Scene":
-        """The same scene at the side of `target` (an integer multiple): maps bilinear, instances nearest."""
+        """The same scene at the side of `target` (an integer multiple): views and G_I bilinear, instances
+        nearest, each view kept within its instance."""
         factor = target.shape[-1] // self.target.shape[-1]
         up = lambda x: F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)  # noqa: E731
-        return Scene(target, up(self.soft_mask), up(self.gbp),
-                     self.instances.repeat_interleave(factor, -1).repeat_interleave(factor, -2))
+        instances = self.instances.repeat_interleave(factor, -1).repeat_interleave(factor, -2)
+        return Scene(target, up(self.views) * instances, up(self.gbp), instances, self.bboxes)
 
 
 def make_scene(target, soft_mask, gbp, min_area: float, max_instances: int) -> Scene:
+    """The scene of images to paint: Psi's soft mask [B, 1, H, W] split into its connected components."""
     per_image = [instance_masks(m[0], min_area, max_instances) for m in soft_mask]
     instances = soft_mask.new_zeros(len(target), max(1, *map(len, per_image)), *target.shape[-2:])
     for b, masks in enumerate(per_image):
         instances[b, :len(masks)] = masks
-    return Scene(target, soft_mask, gbp, instances)
+    return Scene(target, soft_mask * instances, gbp, instances)
+
+
+def episode_scene(ctx: Context) -> Scene:
+    """The scene of training episodes, one instance each: the agent sees the S_I and bbox it trained with
+    (Psi's, or those of the episode's instance), and Eq. 3-4 composite with S_I thresholded (`env.stroke_mask`)."""
+    return Scene(ctx.targets, ctx.masks, ctx.gbp, stroke_mask(ctx.masks), ctx.bboxes[:, None])
 
 
 @dataclass
@@ -115,9 +131,11 @@ def stroke_masks(region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     return regions[torch.arange(len(region))[:, None], region + 1]
 
 
-def draw(canvas: torch.Tensor, strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
-    """Composite strokes [B,N,13] in order onto canvas [B,3,H,W], each coloured inside its region (Eq. 3-4)."""
-    return S.paint(canvas, strokes, stroke_masks(region, regions))
+def draw(canvas: torch.Tensor, strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor,
+         density_fn: DensityFn | None = None) -> torch.Tensor:
+    """Composite strokes [B,N,13] in order onto canvas [B,3,H,W], each coloured inside its region (Eq. 3-4);
+    density_fn: the real rasteriser when None."""
+    return S.paint(canvas, strokes, stroke_masks(region, regions), density_fn)
 
 
 def render(strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor, chunk: int = 50) -> torch.Tensor:
@@ -126,6 +144,13 @@ def render(strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor, c
     for start in range(0, strokes.shape[1], chunk):
         canvas = draw(canvas, strokes[:, start:start + chunk], region[:, start:start + chunk], regions)
     return canvas
+
+
+def paint_episodes(agent, ctx: Context, frame_counts=(), density_fn: DensityFn | None = None) -> Painting:
+    """Training episodes `ctx` painted whole (T bundles) from a black canvas: the validation curves while
+    training, the agents' final metrics and Fig. 5. density_fn: the real rasteriser when None."""
+    return paint(agent, episode_scene(ctx), agent.steps * agent.bundle, frame_counts=frame_counts,
+                 density_fn=density_fn)
 
 
 def patches(x: torch.Tensor, divide: int) -> torch.Tensor:
@@ -154,18 +179,21 @@ def to_whole_image(strokes: torch.Tensor, divide: int) -> torch.Tensor:
 
 @torch.no_grad()
 def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Tensor | None = None,
-          frame_counts=(), every_bundle: bool = False) -> Painting:
+          frame_counts=(), every_bundle: bool = False, density_fn: DensityFn | None = None) -> Painting:
     """Paint a batch with the agent, `n_strokes` strokes per image (per patch when divide > 1).
 
     The agent sees canvas-sized views: the whole scene, or its d x d patches as one batch. The last bundle
     is cut short when K does not divide n_strokes. Frames are kept at the first bundle end reaching each of
     `frame_counts`, and after every bundle with `every_bundle` (for the GIF). `canvas` continues a painting.
+    density_fn: what turns strokes into densities, the real rasteriser when None.
     """
+    if divide > 1 and scene.bboxes is not None:
+        raise ValueError("paint: a scene with given boxes cannot be divided into patches (their boxes differ)")
     batch = len(scene.target)
     canvas = torch.zeros_like(scene.target) if canvas is None else canvas.clone()
     regions = scene.regions
-    target, soft_mask, gbp, instances = (patches(x, divide) for x in
-                                         (scene.target, scene.soft_mask, scene.gbp, scene.instances))
+    target, soft_views, gbp, instances = (patches(x, divide) for x in
+                                          (scene.target, scene.views, scene.gbp, scene.instances))
     views = len(target)
     semantic = agent.kind == "semantic"
     strokes, region, frames = [], [], {}
@@ -175,9 +203,11 @@ def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Te
         u = choose_instance(target, view, instances)                       # Eq. 16, [views]
         chosen = instances[torch.arange(views), u][:, None]                # S_u, [views, 1, s, s]
         present = chosen.flatten(1).amax(dim=1) > 0
+        bbox = (mask_to_bbox(chosen[:, 0]).to(view) if scene.bboxes is None
+                else scene.bboxes[torch.arange(views), u])
         # past the training episode the step input stays at its last trained value
-        bbox = mask_to_bbox(chosen[:, 0]).to(view)
-        bundle = agent.act(view, target, soft_mask * chosen, gbp, bbox, min(step, agent.steps - 1))
+        bundle = agent.act(view, target, soft_views[torch.arange(views), u][:, None], gbp, bbox,
+                           min(step, agent.steps - 1))
         bundle = bundle[:, :n_strokes - painted].clone()
         k = bundle.shape[1]
         fg = torch.arange(k, device=view.device) >= (agent.n_background if semantic else k)
@@ -188,7 +218,7 @@ def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Te
         bundle = to_whole_image(bundle, divide).reshape(batch, -1, k, S.STROKE_SIZE).transpose(1, 2)
         bundle = bundle.reshape(batch, -1, S.STROKE_SIZE)
         where = where.reshape(batch, -1, k).transpose(1, 2).reshape(batch, -1)
-        canvas = draw(canvas, bundle, where, regions)
+        canvas = draw(canvas, bundle, where, regions, density_fn)
         strokes.append(bundle)
         region.append(where)
         painted, step = painted + k, step + 1

@@ -15,13 +15,13 @@ import pandas as pd
 import torch
 import typer
 
-from semguide_core.agent import env
 from semguide_core.agent.data import load_pool
-from semguide_core.agent.inference import load_agent, rollout
+from semguide_core.agent.inference import load_agent
 from semguide_core.config import load_params
 from semguide_core.errors import DataError
 from semguide_core.figures import save_grid
 from semguide_core.metrics import db
+from semguide_core.painting import paint_episodes
 from semguide_core.runtime import pick_device, run_stage
 from semguide_core.tables import write_table
 
@@ -54,8 +54,7 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     runs, columns = [], []
     for path, metrics_path in zip(agent, scores):
         metrics = read_scores(metrics_path)
-        columns.append(rollout(load_agent(path, device, "focus_ablation", params.canvas), ctx,
-                               env.raster_density(params.canvas))["canvas"])
+        columns.append(paint_episodes(load_agent(path, device, "focus_ablation", params.canvas), ctx).canvas)
         runs.append({"kappa": metrics["reward_nu"], "run": metrics_path.stem,
                      **{name: metrics.get(key, float("nan")) for key, name in SCORES.items()},
                      "PSNR (dB)": metrics["test_psnr_db"]})

@@ -16,12 +16,12 @@ import torch
 import typer
 from dvclive import Live
 
-from semguide_core.agent import env
 from semguide_core.agent.data import load_pool
-from semguide_core.agent.inference import agent_file, rollout
+from semguide_core.agent.inference import agent_file
 from semguide_core.agent.replay import Replay
 from semguide_core.agent.spec import agent_spec
 from semguide_core.agent.train import CURVE_STROKES, forget_logs_after, grid, painting_agent, train
+from semguide_core.painting import paint_episodes
 from semguide_core.config import load_params
 from semguide_core.distributed import join, leave
 from semguide_core.errors import ConfigError
@@ -82,18 +82,18 @@ def main(name: str = typer.Argument(..., help="the agent: baseline, semantic, fo
     agent = painting_agent(ddpg)
     test = torch.as_tensor(pool.test)
     ctx = pool.context(test, torch.zeros_like(test), device)
-    out = rollout(agent, ctx, env.raster_density(params.canvas), keep=CURVE_STROKES)
-    gt = pool.gt_masks[test].float().to(out["canvas"].device)
+    out = paint_episodes(agent, ctx, CURVE_STROKES)
+    gt = pool.gt_masks[test].float().to(out.canvas.device)
     # Sec. 7.1's claim is about detail on the distinguishing parts: the error on the part masks the data
     # records, and (for the agents that read G_I) the error weighted by the expert's GBP map on the object
     maps = {"part": pool.parts[test].float().to(gt.device)} if pool.parts[test].any() else {}
     if spec.uses_semantics:
         maps["gbp"] = ctx.gbp * gt
-    means = image_means(ctx.targets, out["canvas"], gt, **maps)
-    curve = {f"test_l2_after_{n}_strokes": image_means(ctx.targets, canvas, gt)["l2"] for n, canvas in out["frames"].items()}
+    means = image_means(ctx.targets, out.canvas, gt, **maps)
+    curve = {f"test_l2_after_{n}_strokes": image_means(ctx.targets, canvas, gt)["l2"] for n, canvas in out.frames.items()}
     shown = slice(0, p.val_images)
     with atomic_path(figure) as tmp:
-        iio.imwrite(tmp, grid(ctx.targets[shown], out["canvas"][shown]), extension=".png")
+        iio.imwrite(tmp, grid(ctx.targets[shown], out.canvas[shown]), extension=".png")
     save_torch(model, agent_file(agent, ddpg.actor_arch, params.canvas))
     write_json(metrics, {
         "test_l2": means["l2"], "test_psnr_db": db(means["l2"]), "test_fg_l2": means["fg_l2"],

@@ -10,10 +10,10 @@ import torch
 import yaml
 from conftest import dvc_stages, stage_command
 
-from semguide_core.agent import load_agent, rollout
+from semguide_core.agent import load_agent
 from semguide_core.agent.rewards import Context
-from semguide_core.agent import env
 from semguide_core.data.prepared import INDEX_COLUMNS, PreparedDataset, write_prepared
+from semguide_core.painting import episode_scene, paint
 from semguide_core.renderer import NeuralRenderer, renderer_file
 from semguide_core.runtime import save_torch
 
@@ -80,8 +80,8 @@ def test_stage_trains_writes_outputs_and_the_agent_paints(tmp_path):
     ctx = Context(target, torch.ones(2, 1, SIDE, SIDE), torch.zeros(2, 1, SIDE, SIDE), torch.tensor([[0.1, 0.1, 0.5, 0.5]] * 2))
     bundle = agent.act(torch.zeros_like(target), ctx.targets, ctx.masks, ctx.gbp, ctx.bboxes, step=0)
     assert bundle.shape == (2, 5, 13) and 0 <= bundle.min() and bundle.max() <= 1
-    out = rollout(agent, ctx, env.raster_density(SIDE), steps=2)
-    assert out["strokes"].shape == (2, 10, 13) and out["foreground"][0].tolist() == [False, False, True, True, True] * 2
+    out = paint(agent, episode_scene(ctx), n_strokes=10)
+    assert out.strokes.shape == (2, 10, 13) and out.foreground[0].tolist() == [False, False, True, True, True] * 2
 
 
 @pytest.mark.slow

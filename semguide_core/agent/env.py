@@ -30,11 +30,6 @@ def neural_density(renderer) -> DensityFn:
     return lambda a: renderer(a[:, :strokes.SHAPE_SIZE])
 
 
-def raster_density(canvas: int) -> DensityFn:
-    """The real rasteriser as a density function (crisp; for painting output and final validation)."""
-    return lambda a: strokes.rasterise(a, canvas)
-
-
 def straight_through_density(renderer, canvas: int) -> DensityFn:
     """The real rasteriser's density with the neural renderer's gradient: Phi_r[a] + Phi[a] - sg(Phi[a]),
     sg = stop-gradient (a straight-through estimator); without autograd, the rasteriser alone.

@@ -1,8 +1,7 @@
-"""A trained agent for painting: `load_agent(path, device)` and the episode rollout.
+"""A trained agent for painting: `load_agent(path, device)` and `PaintingAgent.act`.
 
-The `paint` stage calls `agent.act` one bundle at a time and composites with the
-real rasteriser; `rollout` is the same loop for a batch of targets with one instance each, used for the
-validation canvases while training and for the stage's final metrics.
+Painting with it, one bundle at a time, is `painting.paint` (the one episode loop: the `paint` stage,
+`semguide paint`, the validation canvases while training and the agents' final metrics).
 """
 from __future__ import annotations
 
@@ -70,25 +69,3 @@ def load_agent(path, device: torch.device | str = "cpu", name: str | None = None
     return PaintingAgent(saved["name"], saved["kind"], saved["n_background"], saved["steps"],
                          saved["semantic_inputs"], actor)
 
-
-@torch.no_grad()
-def rollout(agent: PaintingAgent, ctx: Context, density_fn: env.DensityFn, steps: int | None = None,
-            keep: tuple[int, ...] = ()) -> dict:
-    """Paint ctx.targets from a black canvas for `steps` bundles (default T).
-
-    Returns canvas [B,3,H,W], strokes [B, steps*K, 13] in painting order, foreground [B, steps*K] bool and
-    frames {n: canvas after the first bundle end reaching n strokes} for each n in `keep`.
-    """
-    steps = steps or agent.steps
-    canvas = torch.zeros_like(ctx.targets)
-    masks = env.stroke_mask(ctx.masks) if agent.kind == "semantic" else None
-    bundles, frames = [], {}
-    for t in range(steps):
-        bundle = agent.act(canvas, ctx.targets, ctx.masks, ctx.gbp, ctx.bboxes, t)
-        canvas = env.paint_bundle(canvas, bundle, density_fn, agent.n_background, masks)
-        bundles.append(bundle)
-        frames.update({n: canvas for n in keep if n not in frames and n <= (t + 1) * agent.bundle})
-    strokes = torch.cat(bundles, 1)
-    foreground = (torch.arange(agent.bundle) >= agent.n_background).repeat(steps)
-    return {"canvas": canvas, "strokes": strokes, "foreground": foreground.expand(len(canvas), -1).clone(),
-            "frames": frames}

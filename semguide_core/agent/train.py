@@ -21,13 +21,14 @@ from tqdm import tqdm
 from semguide_core.agent import env
 from semguide_core.agent.data import Pool
 from semguide_core.agent.ddpg import DDPG
-from semguide_core.agent.inference import PaintingAgent, rollout
+from semguide_core.agent.inference import PaintingAgent
 from semguide_core.agent.replay import Replay
 from semguide_core.agent.spec import AgentSpec
 from semguide_core.config import AgentParams
 from semguide_core.distributed import World
 from semguide_core.errors import TrainingDiverged
 from semguide_core.metrics import image_means
+from semguide_core.painting import paint_episodes
 from semguide_core.runtime import Checkpoint
 
 
@@ -140,14 +141,14 @@ def log_validation(live, ddpg: DDPG, val: dict, pool: Pool, updates: int) -> Non
     live.step = updates
     for split, ctx in val.items():
         ids = pool.test if split == "test" else pool.train[0]
-        out = rollout(painting_agent(ddpg), ctx, ddpg.density_fn, keep=CURVE_STROKES)
-        gt = pool.gt_masks[torch.as_tensor(ids[:len(out["canvas"])])].float().to(out["canvas"].device)
-        for key, value in image_means(ctx.targets, out["canvas"], gt).items():
+        out = paint_episodes(painting_agent(ddpg), ctx, CURVE_STROKES, ddpg.density_fn)
+        gt = pool.gt_masks[torch.as_tensor(ids[:len(out.canvas)])].float().to(out.canvas.device)
+        for key, value in image_means(ctx.targets, out.canvas, gt).items():
             live.log_metric(f"{split}/{key}", value)
-        for n, canvas in out["frames"].items():
+        for n, canvas in out.frames.items():
             live.log_metric(f"{split}/l2_after_{n}_strokes", image_means(ctx.targets, canvas, gt)["l2"])
         if split == "test":
-            live.log_image("val_canvases.png", grid(ctx.targets, out["canvas"]))
+            live.log_image("val_canvases.png", grid(ctx.targets, out.canvas))
     live.next_step()
 
 
