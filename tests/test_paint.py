@@ -13,6 +13,8 @@ from soft_rasteriser import SoftRasteriser
 from semguide_core import exports
 from semguide_core import painting as P
 from semguide_core import strokes as S
+from semguide_core.agent import env
+from semguide_core.agent.rewards import Context
 from semguide_core.config import AgentParams
 from semguide_core.errors import DataError, SemguideError
 from semguide_core.bench import bench_painting
@@ -119,6 +121,30 @@ def test_semantic_loop_masks_strokes_by_region_and_follows_eq16():
     fg_only = P.render(painting.strokes * 1, painting.region.clamp(min=1), scene.regions)
     outside = scene.regions[0, 0].bool()
     assert fg_only[0][:, outside].abs().max() == 0
+
+
+def test_training_episodes_paint_as_the_training_transition_with_the_inputs_trained_on():
+    """paint_episodes (validation curves, final metrics, Fig. 5) is the one loop: the agent is shown the
+    episode's soft S_I and bbox, and the canvas is what training's transition (Eq. 3-4) makes of the strokes."""
+    side, bundle, n_background, steps = 16, 5, 2, 3
+    soft = torch.rand(2, 1, side, side, generator=torch.Generator().manual_seed(1))
+    ctx = Context(torch.rand(2, 3, side, side), soft, torch.rand(2, 1, side, side), torch.tensor([[0.1, 0.2, 0.5, 0.4]] * 2))
+    agent = RandomAgent("semantic", bundle, n_background, steps)
+    shown = []
+    agent.act = lambda *inputs, act=agent.act: shown.append(inputs[2:5]) or act(*inputs)
+    painting = P.paint_episodes(agent, ctx, frame_counts=(5,))
+    assert painting.strokes.shape == (2, steps * bundle, 13) and sorted(painting.frames) == [5]
+    for mask, gbp, bbox in shown:  # not restricted to a thresholded component, nor a box of its own
+        assert torch.equal(mask, soft) and torch.equal(gbp, ctx.gbp) and torch.equal(bbox, ctx.bboxes)
+    canvas = torch.zeros_like(ctx.targets)
+    for t in range(steps):
+        canvas = env.paint_bundle(canvas, painting.strokes[:, t * bundle:(t + 1) * bundle],
+                                  lambda a: S.rasterise(a, side), n_background, env.stroke_mask(soft))
+        if t == 0:
+            assert torch.equal(canvas, painting.frames[5])
+    assert torch.equal(canvas, painting.canvas)
+    with pytest.raises(ValueError, match="boxes"):  # a box per scene cannot serve its patches
+        P.paint(agent, P.episode_scene(ctx), 10, divide=2)
 
 
 def test_baseline_strokes_are_unmasked_and_image_without_instance_gets_no_foreground_colour():
