@@ -72,7 +72,7 @@ UNMASKED, BACKGROUND = -1, 0  # a stroke's region: -1 whole image (baseline), 0 
 class Scene:
     """What the agent looks at besides the canvas, for a batch of images at one resolution."""
     target: torch.Tensor     # [B, 3, H, W]
-    views: torch.Tensor      # [B, K, H, W], the S_I the agent sees while it paints instance k
+    masks: torch.Tensor      # [B, K, H, W], the S_I the agent sees while it paints instance k
     gbp: torch.Tensor        # [B, 1, H, W], G_I
     instances: torch.Tensor  # [B, K, H, W] binary, zero-padded to the batch's largest K (K >= 1)
     bboxes: torch.Tensor | None = None  # [B, K, 4] the instances' boxes; None: the box of each (patch's) mask
@@ -83,12 +83,12 @@ class Scene:
         return torch.cat([1 - self.instances.amax(dim=1, keepdim=True), self.instances], dim=1)
 
     def upsampled(self, target: torch.Tensor) -> "Scene":
-        """The same scene at the side of `target` (an integer multiple): views and G_I bilinear, instances
-        nearest, each view kept within its instance."""
+        """The same scene at the side of `target` (an integer multiple): masks and G_I bilinear, instances
+        nearest, each mask kept within its instance."""
         factor = target.shape[-1] // self.target.shape[-1]
         up = lambda x: F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)  # noqa: E731
         instances = self.instances.repeat_interleave(factor, -1).repeat_interleave(factor, -2)
-        return Scene(target, up(self.views) * instances, up(self.gbp), instances, self.bboxes)
+        return Scene(target, up(self.masks) * instances, up(self.gbp), instances, self.bboxes)
 
 
 def make_scene(target, soft_mask, gbp, min_area: float, max_instances: int) -> Scene:
@@ -192,22 +192,21 @@ def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Te
     batch = len(scene.target)
     canvas = torch.zeros_like(scene.target) if canvas is None else canvas.clone()
     regions = scene.regions
-    target, soft_views, gbp, instances = (patches(x, divide) for x in
-                                          (scene.target, scene.views, scene.gbp, scene.instances))
-    views = len(target)
+    target, masks, gbp, instances = (patches(x, divide) for x in
+                                     (scene.target, scene.masks, scene.gbp, scene.instances))
+    rows = torch.arange(len(target))  # one row per view: an image, or a patch of one
     semantic = agent.kind == "semantic"
     strokes, region, frames = [], [], {}
     painted = step = 0
     while painted < n_strokes:
         view = patches(canvas, divide)
         u = choose_instance(target, view, instances)                       # Eq. 16, [views]
-        chosen = instances[torch.arange(views), u][:, None]                # S_u, [views, 1, s, s]
+        chosen = instances[rows, u][:, None]                               # S_u, [views, 1, s, s]
         present = chosen.flatten(1).amax(dim=1) > 0
         bbox = (mask_to_bbox(chosen[:, 0]).to(view) if scene.bboxes is None
-                else scene.bboxes[torch.arange(views), u])
+                else scene.bboxes[rows, u])
         # past the training episode the step input stays at its last trained value
-        bundle = agent.act(view, target, soft_views[torch.arange(views), u][:, None], gbp, bbox,
-                           min(step, agent.steps - 1))
+        bundle = agent.act(view, target, masks[rows, u][:, None], gbp, bbox, min(step, agent.steps - 1))
         bundle = bundle[:, :n_strokes - painted].clone()
         k = bundle.shape[1]
         fg = torch.arange(k, device=view.device) >= (agent.n_background if semantic else k)
