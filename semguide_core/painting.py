@@ -198,6 +198,7 @@ def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Te
     semantic = agent.kind == "semantic"
     strokes, region, frames = [], [], {}
     painted = step = 0
+    object_steps = torch.zeros(instances.shape[:2], dtype=torch.long, device=instances.device)  # per instance
     while painted < n_strokes:
         view = patches(canvas, divide)
         u = choose_instance(target, view, instances)                       # Eq. 16, [views]
@@ -205,8 +206,11 @@ def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Te
         present = chosen.flatten(1).amax(dim=1) > 0
         bbox = (mask_to_bbox(chosen[:, 0]).to(view) if scene.bboxes is None
                 else scene.bboxes[rows, u])
-        # past the training episode the step input stays at its last trained value
-        bundle = agent.act(view, target, masks[rows, u][:, None], gbp, bbox, min(step, agent.steps - 1))
+        # past the training episode the step inputs stay at their last trained value
+        last = agent.steps - 1
+        bundle = agent.act(view, target, masks[rows, u][:, None], gbp, bbox, min(step, last),
+                           object_steps[rows, u].clamp(max=last))
+        object_steps[rows, u] += 1
         bundle = bundle[:, :n_strokes - painted].clone()
         k = bundle.shape[1]
         fg = torch.arange(k, device=view.device) >= (agent.n_background if semantic else k)

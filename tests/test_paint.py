@@ -33,12 +33,25 @@ class RandomAgent:
         self.kind, self.bundle, self.n_background, self.steps = kind, bundle, n_background, steps
         self.semantic_inputs = kind == "semantic"
         self.generator = torch.Generator().manual_seed(0)
-        self.seen_steps, self.seen_masks = [], []
+        self.seen_steps, self.seen_masks, self.seen_object_steps = [], [], []
 
-    def act(self, canvas, target, mask, gbp, bbox, step):
+    def act(self, canvas, target, mask, gbp, bbox, step, object_steps=None):
         self.seen_steps.append(step)
         self.seen_masks.append(mask.clone())
+        self.seen_object_steps.append(object_steps.tolist())
+        return self.strokes(canvas)
+
+    def strokes(self, canvas):
         return torch.rand(len(canvas), self.bundle, S.STROKE_SIZE, generator=self.generator)
+
+
+class CoveringAgent(RandomAgent):
+    """Invisible background strokes, then three opaque grey foreground strokes that cover the whole image."""
+
+    def strokes(self, canvas):
+        rows = [[0.0, y, 0.5, 0.5, 1.0, y, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5] for y in (0.15, 0.5, 0.85)]
+        bundle = torch.tensor([[0.0] * 13] * 2 + rows)
+        return bundle.expand(len(canvas), -1, -1)
 
 
 def two_instances(side=16):
@@ -64,6 +77,19 @@ def test_eq16_picks_the_instance_with_the_largest_remaining_error():
     # error outside every instance does not count
     canvas[0, :, 4:8, 4:8] = 1.0
     assert P.choose_instance(target, canvas, instances).tolist() == [1]
+
+
+def test_each_instance_is_painted_coarse_to_fine_from_the_first_bundle_it_gets():
+    # the foreground strokes paint the chosen instance right (grey on grey) and erase the other one (Eq. 4
+    # colours only inside S_u), so Eq. 16 alternates: instance 1 (the larger, listed first), then 2, then 1 ...
+    scene = P.make_scene(torch.full((1, 3, 16, 16), 0.5), two_instances().amax(1, keepdim=True),
+                         torch.zeros(1, 1, 16, 16), 0.0, 8)
+    agent = CoveringAgent("semantic", steps=8)
+    painting = P.paint(agent, scene, n_strokes=30)
+    assert painting.region[0, 2::5].tolist() == [1, 2, 1, 2, 1, 2]
+    assert agent.seen_steps == [0, 1, 2, 3, 4, 5]
+    # each instance's own count of bundles: what its foreground strokes' grid follows (placement.place)
+    assert agent.seen_object_steps == [[0], [0], [1], [1], [2], [2]]
 
 
 def test_instances_are_connected_components_largest_first_small_ones_dropped():

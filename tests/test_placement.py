@@ -79,6 +79,20 @@ def test_bilevel_foreground_cells_lie_in_the_bbox_background_cells_outside_the_m
     assert foreground[:, 2:].tolist() == [[0.25, 0.25]] * 2                # the bbox's 2 x 2 cells
 
 
+def test_foreground_strokes_follow_their_objects_grid_the_background_the_painting_step():
+    rule = Placement(bundle=2, n_background=1, grids=(2, 4), grid_steps=(1,))
+    target = torch.ones(1, 3, SIDE, SIDE)
+    mask = torch.zeros(1, 1, SIDE, SIDE)
+    mask[..., 8:, 8:] = 1
+    bbox = torch.tensor([[0.5, 0.5, 0.5, 0.5]])
+    canvas = torch.zeros_like(target)
+    late = place(rule, canvas, target, mask, bbox, torch.tensor([3]))[0]
+    assert late[:, 2:].tolist() == [[0.25, 0.25], [0.125, 0.125]]   # the image's 4 x 4 cells, the bbox's 4 x 4
+    # an object first painted at step 3 (a second instance, Eq. 16) starts on its box's 2 x 2 grid
+    first = place(rule, canvas, target, mask, bbox, torch.tensor([3]), torch.tensor([0]))[0]
+    assert first[:, 2:].tolist() == [[0.25, 0.25], [0.25, 0.25]]
+
+
 def test_cell_strokes_stay_near_their_cell_and_scale_with_it():
     cells = torch.tensor([[[0.25, 0.75, 0.5, 0.5], [0.5, 0.5, 0.0625, 0.0625]]])
     middle = cell_strokes(torch.full((1, 2, 13), 0.5), cells, reach=1.0, thickness=2.0)[0]

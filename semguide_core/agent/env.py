@@ -112,14 +112,15 @@ def observe(canvas: torch.Tensor, ctx: Context, t, episode_steps: int, semantic_
 
 
 def actor_bundle(actor, canvas: torch.Tensor, ctx: Context, t, episode_steps: int,
-                 semantic_inputs: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                 semantic_inputs: bool, t_object=None) -> tuple[torch.Tensor, torch.Tensor]:
     """The actor's bundle [B, K, 13] for state (C_t, I, S_I, G_I, t) and the cells [B, K, 4] it was placed in.
 
-    actor: an Actor, or one inside DDP (training with several processes).
+    actor: an Actor, or one inside DDP (training with several processes). t_object: bundles already painted
+    on the object (`placement.place`; default t).
     """
     placement = unwrap(actor).placement
     masks = stroke_mask(ctx.masks) if placement.bilevel else None
-    cells = place(placement, canvas, ctx.targets, masks, ctx.bboxes, t)
+    cells = place(placement, canvas, ctx.targets, masks, ctx.bboxes, t, t_object)
     return actor(observe(canvas, ctx, t, episode_steps, semantic_inputs), cells), cells
 
 

@@ -33,12 +33,15 @@ class PaintingAgent:
 
     @torch.no_grad()
     def act(self, canvas: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, gbp: torch.Tensor,
-            bbox: torch.Tensor, step: int) -> torch.Tensor:
-        """The next bundle [B, K, 13] for canvas C_t after `step` bundles; background strokes first."""
+            bbox: torch.Tensor, step: int, object_steps=None) -> torch.Tensor:
+        """The next bundle [B, K, 13] for canvas C_t after `step` bundles; background strokes first.
+
+        object_steps: bundles already painted on each image's current instance ([B] or an int; default
+        `step`), whose coarse-to-fine grid its foreground strokes follow (`placement.place`)."""
         ctx = Context(target, mask, gbp, bbox)
         was_training = self.actor.training
         self.actor.eval()
-        bundle, _ = env.actor_bundle(self.actor, canvas, ctx, step, self.steps, self.semantic_inputs)
+        bundle, _ = env.actor_bundle(self.actor, canvas, ctx, step, self.steps, self.semantic_inputs, object_steps)
         self.actor.train(was_training)
         return bundle
 

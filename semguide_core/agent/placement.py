@@ -83,13 +83,18 @@ def top_cells(maps: torch.Tensor, boxes: torch.Tensor, g: int, k: int, rank_by: 
 
 
 def place(rule: Placement, canvas: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None,
-          bboxes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+          bboxes: torch.Tensor, t: torch.Tensor, t_object: torch.Tensor | None = None) -> torch.Tensor:
     """The cells [B, K, 4] of the next bundle's strokes (background strokes first), from C_t, I, S_I, bbox, t.
 
     masks: the 0/1 S_I that bi-level painting composites with; ignored for the baseline.
+    t_object: the bundles already painted on this object, whose grid the foreground strokes follow (default
+    t: a training episode paints one object from its first step). When painting several instances (Eq. 16)
+    an instance first chosen late still starts coarse: on the finest grid of a small instance's box, its
+    first strokes were under a pixel wide and left it black.
     """
     b = len(canvas)
     t = torch.as_tensor(t, device=canvas.device).reshape(-1).expand(b)
+    t_object = t if t_object is None else torch.as_tensor(t_object, device=canvas.device).reshape(-1).expand(b)
     residual = targets - canvas
     maps = residual if rule.rank_by == "mean_residual" else (residual ** 2).sum(1, keepdim=True)
     # pooled to the finest grid, so that a few bilinear samples per cell average the whole cell
@@ -102,10 +107,12 @@ def place(rule: Placement, canvas: torch.Tensor, targets: torch.Tensor, masks: t
         sel = (sides == g).to(canvas.device)
         if not rule.bilevel:
             cells[sel] = top_cells(pooled(maps[sel]), full[sel], g, rule.bundle, rule.rank_by)
-            continue
-        s = masks[sel]
-        if k_bg:
-            cells[sel, :k_bg] = top_cells(pooled(maps[sel] * (1 - s)), full[sel], g, k_bg, rule.rank_by)
-        # not pooled: cells over the bbox are smaller than the image's, down to a pixel or two
-        cells[sel, k_bg:] = top_cells(maps[sel] * s, bboxes[sel], g, rule.bundle - k_bg, rule.rank_by)
+        elif k_bg:
+            cells[sel, :k_bg] = top_cells(pooled(maps[sel] * (1 - masks[sel])), full[sel], g, k_bg, rule.rank_by)
+    if rule.bilevel:
+        object_sides = rule.grid_at(t_object.cpu())
+        for g in object_sides.unique().tolist():
+            sel = (object_sides == g).to(canvas.device)
+            # not pooled: cells over the bbox are smaller than the image's, down to a pixel or two
+            cells[sel, k_bg:] = top_cells(maps[sel] * masks[sel], bboxes[sel], g, rule.bundle - k_bg, rule.rank_by)
     return cells
