@@ -9,6 +9,7 @@ pass of stage paint), Fig. 6 (the painting sequence, on images both agents paint
 """
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -73,11 +74,15 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
          metrics: Path = typer.Option(..., help="the scores (JSON)"),
          tables: Path = typer.Option(..., help="folder of the tables (CSV and Markdown)"),
          compare: Path = typer.Option(..., help="Fig. 3: baseline | semantic | target, test images (PNG)"),
-         compare_scenes: Path = typer.Option(..., help="Fig. 4: the same for the sample-scenes pass (PNG)"),
          sequence: Path = typer.Option(..., help="Fig. 6: the canvases as the strokes add up (PNG)"),
-         segmentation: Path = typer.Option(..., help="Fig. 7: Fig. 3's images and their segmentation maps (PNG)")):
+         segmentation: Path = typer.Option(..., help="Fig. 7: Fig. 3's images and their segmentation maps (PNG)"),
+         compare_scenes: Optional[Path] = typer.Option(None, help="Fig. 4: the same for stage paint's "
+                                                                  "sample-scenes pass (PNG), when it made one"),
+         dataset: Optional[str] = typer.Option(None, help="the dataset's name in the outputs; default: the "
+                                                          "`dataset` param (datasets/dvc.yaml gives it)")):
     params = load_params()
     p = params.evaluate
+    dataset_name = dataset or params.dataset
     device = pick_device(params.device)
     data = load_prepared(prepared)
     paintings = {name: load_paintings(paint / name) for name in AGENTS}
@@ -103,17 +108,17 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     reference = {"seg_accuracy": 100 * float(foreground_accuracy(on_targets[:, 0], truth[:, 0]).mean()),
                  "seg_iou": 100 * float(mask_iou(on_targets[:, 0], truth[:, 0]).mean())}
 
-    write_json(metrics, {**scores, "target": reference, "images": len(idx), "dataset": params.dataset,
-                         "l2_side": p.l2_side, "painting_sequence": sequences,
-                         "scenes": scenes_scores(p, paint / "scenes", compare_scenes)})
+    scenes = {"scenes": scenes_scores(p, paint / "scenes", compare_scenes)} if compare_scenes else {}
+    write_json(metrics, {**scores, "target": reference, "images": len(idx), "dataset": dataset_name,
+                         "l2_side": p.l2_side, "painting_sequence": sequences, **scenes})
     for stem, frame in make_tables(scores, reference, sequences, p.sequence_strokes).items():
         write_table(frame, tables / stem, TITLES[stem])
 
     shown = slice(0, p.figure_images)
     comparison_figure(paintings["baseline"][0][shown], paintings["semantic"][0][shown], batch.images[shown],
-                      compare, params.dataset)
+                      compare, dataset_name)
     comparison_figure(paintings["baseline"][0][shown], paintings["semantic"][0][shown], batch.images[shown],
-                      segmentation, params.dataset,
+                      segmentation, dataset_name,
                       segmentations=(predicted["baseline"][shown], predicted["semantic"][shown], on_targets[shown]))
     # Fig. 6 as the paper selects its images: two that both agents paint equally well (else the first two)
     rows = (sequences["matched"] + [i for i in range(len(idx)) if i not in sequences["matched"]])[:2]

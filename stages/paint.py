@@ -8,9 +8,11 @@ Fig. 4 pass: `paint.scenes` test images of sample-scenes (street scenes with sev
 prepare.data_dir), are painted by the same two agents, whatever dataset they were trained on. Their
 foreground comes from the segmenter (trained on sample-scenes too; Psi only knows the prepared dataset),
 each connected vehicle an instance for Eq. 16, and their GBP map from the expert. Written to
-`out`/scenes/.
+`out`/scenes/. Made when `--segmenter` and `--expert` are given (dvc.yaml; not datasets/dvc.yaml, whose
+agents are trained on the dataset they paint).
 """
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ from semguide_core.agent import load_agent
 from semguide_core.config import load_params
 from semguide_core.data.prepare import select
 from semguide_core.data.prepared import load_prepared
-from semguide_core.errors import DataError
+from semguide_core.errors import ConfigError, DataError
 from semguide_core.exports import to_uint8
 from semguide_core.painting import make_scene, paint
 from semguide_core.runtime import atomic_path, pick_device, run_stage, seed_everything, write_json
@@ -80,9 +82,9 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
          gbp: Path = typer.Option(..., help="the GBP maps (stage gbp)"),
          baseline: Path = typer.Option(..., help="the baseline agent (stage train_agent@baseline)"),
          semantic: Path = typer.Option(..., help="the semantic agent (stage train_agent@semantic)"),
-         segmenter: Path = typer.Option(..., help="the segmenter, for the sample-scenes pass"),
-         expert: Path = typer.Option(..., help="the expert classifier, for the sample-scenes pass"),
-         out: Path = typer.Option(..., help="the paintings (folder)")):
+         out: Path = typer.Option(..., help="the paintings (folder)"),
+         segmenter: Optional[Path] = typer.Option(None, help="the segmenter, for the sample-scenes pass"),
+         expert: Optional[Path] = typer.Option(None, help="the expert classifier, for the sample-scenes pass")):
     params = load_params()
     p = params.paint
     device = pick_device(params.device)
@@ -96,17 +98,20 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     counts = sorted(set(c for c in p.frame_counts if c <= p.strokes) | {p.strokes})
     agents = {name: load_agent(path, device, name, params.canvas)
               for name, path in (("baseline", baseline), ("semantic", semantic))}
-    street = scenes(params, segmenter, expert, device)
+    if (segmenter is None) != (expert is None):
+        raise ConfigError("paint: the sample-scenes pass needs both --segmenter and --expert")
+    street = scenes(params, segmenter, expert, device) if segmenter else None
 
     with atomic_path(out) as tmp:
         for name, agent in agents.items():
             paint_set(agent, targets, soft_masks, maps, p, counts, device, tmp / name)
             np.save(tmp / name / "idx.npy", np.asarray(test, dtype=np.int64))
-        street_targets, instances, street_masks, street_gbp = street
-        for name, agent in agents.items():
-            paint_set(agent, street_targets, street_masks, street_gbp, p, counts, device, tmp / "scenes" / name)
-        np.save(tmp / "scenes" / "targets.npy", to_uint8(street_targets))
-        np.save(tmp / "scenes" / "instances.npy", instances)
+        if street is not None:
+            street_targets, instances, street_masks, street_gbp = street
+            for name, agent in agents.items():
+                paint_set(agent, street_targets, street_masks, street_gbp, p, counts, device, tmp / "scenes" / name)
+            np.save(tmp / "scenes" / "targets.npy", to_uint8(street_targets))
+            np.save(tmp / "scenes" / "instances.npy", instances)
 
 
 if __name__ == "__main__":

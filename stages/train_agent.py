@@ -45,7 +45,10 @@ def main(name: str = typer.Argument(..., help="the agent: baseline, semantic, fo
          checkpoint: Path = typer.Option(..., help="resumable training state, removed once training ends"),
          kappa: float = typer.Option(0.0, min=0.0, help="the focus reward's weight (Eq. 20); focus_ablation only"),
          seed: Optional[int] = typer.Option(None, min=0, help="replaces agent.seed: a repeat of the same "
-                                                              "experiment (the focus ablation's second seed)")):
+                                                              "experiment (the focus ablation's second seed)"),
+         mix: Optional[Path] = typer.Option(None, help="artifacts folder (prepared/, psi/, gbp/) of a single-object "
+                                                       "dataset whose episodes are mixed in, agent.mix_ratio of "
+                                                       "them (Sec. 5: Virtual KITTI with Stanford Cars)")):
     params = load_params()
     if kappa and name != "focus_ablation":
         raise ConfigError(f"--kappa {kappa}: only the focus_ablation agent has a focus-only reward (Eq. 20)")
@@ -59,7 +62,7 @@ def main(name: str = typer.Argument(..., help="the agent: baseline, semantic, fo
     if p.threads:
         torch.set_num_threads(p.threads)
     seed_everything(world.seed(p.seed))
-    pool = pool_for(spec, p, prepared, masks, maps)
+    pool = pool_for(spec, p, prepared, masks, maps, mix)
     neural_renderer = load_renderer(renderer, device)
     run_id = fingerprint(name, asdict(spec), asdict(p), params.canvas, len(pool), pool.test[:4].tolist(),
                          world.size)
@@ -107,12 +110,12 @@ def main(name: str = typer.Argument(..., help="the agent: baseline, semantic, fo
     ckpt.clear()
 
 
-def pool_for(spec, p, prepared: Path, masks: Path, maps: Path):
+def pool_for(spec, p, prepared: Path, masks: Path, maps: Path, mix: Path | None = None):
     """The semantic agents train on Psi's masks / boxes and the GBP maps, as the paper does."""
     pool = load_pool(prepared, masks if spec.uses_semantics else None, maps if spec.uses_semantics else None)
-    if p.mix_artifacts:
-        other = load_pool(f"{p.mix_artifacts}/prepared", f"{p.mix_artifacts}/psi" if spec.uses_semantics else None,
-                          f"{p.mix_artifacts}/gbp" if spec.uses_semantics else None)
+    if mix is not None:
+        other = load_pool(mix / "prepared", mix / "psi" if spec.uses_semantics else None,
+                          mix / "gbp" if spec.uses_semantics else None)
         pool = pool.merged(other, p.mix_ratio)
     return pool.focus_ablation() if spec.ablation_data else pool
 

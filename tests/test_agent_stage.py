@@ -1,4 +1,5 @@
 """End-to-end: stage train_agent on a tiny synthetic prepared set, in a temporary directory."""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,12 @@ REPO = Path(__file__).resolve().parents[1]
 SIDE, N = 16, 10
 STAGES = {"baseline": "train_agent@baseline", "semantic": "train_agent@semantic",
           "focus_ablation": "ablation/dvc.yaml:train_agent_focus@kappa5",
-          "baseline_mask": "ablation/dvc.yaml:train_agent_mask_control"}
+          "baseline_mask": "ablation/dvc.yaml:train_agent_mask_control",
+          "scenes_semantic": "datasets/dvc.yaml:train_agent@scenes_semantic"}
 
 
-def make_inputs(root: Path):
+def make_inputs(root: Path, artifacts: str = "artifacts"):
+    """A tiny prepared set with Psi's outputs and GBP maps in `artifacts`, a renderer and params in root."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (N, SIDE, SIDE, 3), dtype=np.uint8)
     masks = np.zeros((N, SIDE, SIDE), np.uint8)
@@ -32,13 +35,13 @@ def make_inputs(root: Path):
     index = pd.DataFrame({"idx": range(N), "split": ["train"] * 6 + ["test"] * 4, "label": 0, "label_name": "bird",
                           "source": "synthetic", "has_mask": True, "bbox_x": 2 / SIDE, "bbox_y": 4 / SIDE,
                           "bbox_w": 0.5, "bbox_h": 0.5, "n_instances": 1})[INDEX_COLUMNS]
-    write_prepared(root / "artifacts/prepared", PreparedDataset(index=index, images=images, masks=masks,
+    write_prepared(root / artifacts / "prepared", PreparedDataset(index=index, images=images, masks=masks,
                                                                instances=masks, parts=masks))
-    (root / "artifacts/psi").mkdir(parents=True)
-    np.save(root / "artifacts/psi/masks.npy", masks.astype(np.float16))
-    index[["idx"]].assign(x=2 / SIDE, y=4 / SIDE, w=0.5, h=0.5).to_csv(root / "artifacts/psi/bboxes.csv", index=False)
-    (root / "artifacts/gbp").mkdir(parents=True)
-    np.save(root / "artifacts/gbp/maps.npy", (masks * 0.5).astype(np.float16))
+    (root / artifacts / "psi").mkdir(parents=True)
+    np.save(root / artifacts / "psi/masks.npy", masks.astype(np.float16))
+    index[["idx"]].assign(x=2 / SIDE, y=4 / SIDE, w=0.5, h=0.5).to_csv(root / artifacts / "psi/bboxes.csv", index=False)
+    (root / artifacts / "gbp").mkdir(parents=True)
+    np.save(root / artifacts / "gbp/maps.npy", (masks * 0.5).astype(np.float16))
     torch.manual_seed(0)
     save_torch(root / "models/renderer.pt", renderer_file(NeuralRenderer(SIDE, [32], 4, 2)))
     params = {"canvas": SIDE, "device": "cpu", "agent": {
@@ -49,7 +52,7 @@ def make_inputs(root: Path):
 
 def agent_stage(name: str) -> list[str]:
     """stages/train_agent.py (its absolute path: tests run it in a temporary folder) and the arguments its
-    stage in dvc.yaml or ablation/dvc.yaml gives it to train agent `name`."""
+    stage in dvc.yaml, ablation/dvc.yaml or datasets/dvc.yaml gives it to train agent `name`."""
     script, *args = stage_command(STAGES[name])
     return [str(REPO / script), *args]
 
@@ -94,6 +97,27 @@ def test_ablation_and_control_agents_train(tmp_path, name):
     agent = load_agent(tmp_path / f"models/{model}.pt")
     assert agent.kind == "baseline" and agent.semantic_inputs == (name == "baseline_mask")
 
+
+
+@pytest.mark.slow
+def test_scenes_agent_trains_with_the_cars_episodes_mixed_in(tmp_path):
+    """datasets/dvc.yaml as written: sample-scenes' semantic agent reads sample-cars' artifacts (Sec. 5),
+    and DVC knows it (they are deps of the stage)."""
+    stage = dvc_stages()[STAGES["scenes_semantic"]]
+    assert {"artifacts/cars/prepared", "artifacts/cars/psi", "artifacts/cars/gbp"} <= set(stage["deps"])
+    for artifacts in ("artifacts/scenes", "artifacts/cars"):
+        make_inputs(tmp_path, artifacts)
+    done = run(tmp_path, "scenes_semantic")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert load_agent(tmp_path / "models/scenes/agent_semantic.pt").kind == "semantic"
+    assert yaml.safe_load((tmp_path / "metrics/scenes/agent_semantic.json").read_text())["n_test"] == 4
+    # without the mixed-in dataset it stops with one line naming what is missing
+    (tmp_path / "models/scenes/agent_semantic.pt").unlink()
+    for part in ("prepared", "psi", "gbp"):
+        shutil.rmtree(tmp_path / "artifacts/cars" / part)
+    done = run(tmp_path, "scenes_semantic")
+    assert done.returncode != 0 and "artifacts/cars/prepared" in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "models/scenes/agent_semantic.pt").exists()
 
 
 @pytest.mark.slow

@@ -228,6 +228,33 @@ def test_paint_and_evaluate_stages_end_to_end(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: params.yaml: evaluate.sequence_strokes = 7")
 
 
+@pytest.mark.slow
+def test_a_dataset_of_datasets_dvc_yaml_is_prepared_painted_and_evaluated_in_its_own_folders(tmp_path, monkeypatch):
+    """datasets/dvc.yaml's stages as written, for its sample-scenes item: prepare reads the dataset its
+    cmd names (not the `dataset` param), paint makes no pass over other scenes, evaluate names the dataset."""
+    (tmp_path / "params.yaml").write_text(PAINT_EVALUATE_PARAMS + "dataset: sample-birds\n")
+    make_inputs(tmp_path)  # the agents and the segmenter; its sample-scenes data is what prepare reads
+    for name in ("agent_baseline.pt", "agent_semantic.pt"):
+        (tmp_path / "models/scenes").mkdir(exist_ok=True)
+        (tmp_path / "models" / name).rename(tmp_path / "models/scenes" / name)
+    monkeypatch.chdir(tmp_path)
+    for stage in ("prepare", "paint", "evaluate"):
+        monkeypatch.setattr(sys, "argv", stage_command(f"datasets/dvc.yaml:{stage}@scenes"))
+        if stage == "paint":  # Psi's masks and the GBP maps of the prepared scenes (stages train_psi, gbp)
+            n = len(pd.read_csv("artifacts/scenes/prepared/index.csv"))
+            for name, file in (("psi", "masks.npy"), ("gbp", "maps.npy")):
+                Path(f"artifacts/scenes/{name}").mkdir(parents=True)
+                np.save(f"artifacts/scenes/{name}/{file}", np.full((n, 32, 32), 0.5, np.float16))
+        runpy.run_path(str(REPO / f"stages/{stage}.py"), run_name="__main__")
+    assert json.loads(Path("metrics/scenes/data.json").read_text())["dataset"] == "sample-scenes"
+    assert sorted(p.name for p in Path("artifacts/scenes/paint").iterdir()) == ["baseline", "semantic"]
+    scores = json.loads(Path("metrics/scenes/eval.json").read_text())
+    assert scores["dataset"] == "sample-scenes" and "scenes" not in scores and scores["images"] == 15
+    for figure in ("compare", "sequence", "segmentation"):
+        assert Path(f"figures/scenes/{figure}.png").stat().st_size > 0
+    assert Path("metrics/scenes/table1_segmentation.md").read_text().startswith("###")
+
+
 def test_evaluate_without_paintings_is_a_one_line_error_and_writes_nothing(tmp_path, monkeypatch, capsys):
     (tmp_path / "params.yaml").write_text("canvas: 32\ndevice: cpu\n")
     make_inputs(tmp_path, models=False)

@@ -1,4 +1,4 @@
-"""Each stage's `deps` in dvc.yaml and ablation/dvc.yaml list exactly the repository code its script imports.
+"""Each stage's `deps` in dvc.yaml, ablation/dvc.yaml and datasets/dvc.yaml list exactly the repository code its script imports.
 
 DVC re-runs a stage only when one of its listed deps changes, so a module the script imports but the stage
 does not list leaves stale results after an edit to that module; a listed module the script no longer
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import dvc_stages
+from conftest import DVC_FILES, dvc_stages
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def imported_files(script: str) -> set[str]:
 def stages():
     """One (script, deps) per stage, paths relative to the repository root; a foreach stage's `do` template
     counts once (its items only add artifacts and params)."""
-    for dvc_file in ("dvc.yaml", "ablation/dvc.yaml"):
+    for dvc_file in DVC_FILES:
         for name, stage in yaml.safe_load((REPO / dvc_file).read_text())["stages"].items():
             stage = stage.get("do", stage)
             wdir = Path(dvc_file).parent / stage.get("wdir", ".")
@@ -115,9 +115,10 @@ def test_a_reward_weight_invalidates_only_the_semantic_agent(repo_copy):
 
 
 def test_every_stage_has_a_committed_lock():
-    """A fresh clone's `dvc status` knows every stage's last run: each stage of dvc.yaml and
-    ablation/dvc.yaml (each foreach item) has an entry in the dvc.lock beside it."""
+    """A fresh clone's `dvc status` knows every stage's last run: each stage of every pipeline file (each
+    foreach item) has an entry in the dvc.lock beside it."""
     locked = set()
-    for lock, prefix in (("dvc.lock", ""), ("ablation/dvc.lock", "ablation/dvc.yaml:")):
+    for dvc_file in DVC_FILES:
+        lock, prefix = dvc_file.replace(".yaml", ".lock"), "" if dvc_file == "dvc.yaml" else f"{dvc_file}:"
         locked |= {prefix + name for name in yaml.safe_load((REPO / lock).read_text())["stages"]}
     assert sorted(set(dvc_stages()) - locked) == []
