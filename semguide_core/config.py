@@ -186,7 +186,7 @@ class AgentParams:
     lr_decay: float = param(0.3, lo=0.0, hi=1.0, doc="factor of each drop (published: 1e-3 -> 3e-4 -> 1e-4)")
     noise: float = param(0.0, lo=0.0, doc="std of Gaussian exploration noise on actions (published: 0)")
     mix_ratio: float = param(0.2, lo=0.0, hi=1.0, doc="share of episodes drawn from the dataset that "
-                             "train_agent.py --mix names (Sec. 5; datasets/dvc.yaml)")
+                             "train_agent.py --mix-prepared names (Sec. 5; datasets/dvc.yaml)")
     checkpoint_every: int = param(200, lo=1, doc="updates between checkpoints")
     log_every: int = param(50, lo=1, doc="updates between logged training metrics")
     val_images: int = param(8, lo=1, doc="test images painted for validation metrics and the grid")

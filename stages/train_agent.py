@@ -46,9 +46,11 @@ def main(name: str = typer.Argument(..., help="the agent: baseline, semantic, fo
          kappa: float = typer.Option(0.0, min=0.0, help="the focus reward's weight (Eq. 20); focus_ablation only"),
          seed: Optional[int] = typer.Option(None, min=0, help="replaces agent.seed: a repeat of the same "
                                                               "experiment (the focus ablation's second seed)"),
-         mix: Optional[Path] = typer.Option(None, help="artifacts folder (prepared/, psi/, gbp/) of a single-object "
-                                                       "dataset whose episodes are mixed in, agent.mix_ratio of "
-                                                       "them (Sec. 5: Virtual KITTI with Stanford Cars)")):
+         mix_prepared: Optional[Path] = typer.Option(None, help="a single-object dataset whose episodes are "
+                                                                "mixed in, agent.mix_ratio of them (Sec. 5: "
+                                                                "Virtual KITTI with Stanford Cars)"),
+         mix_masks: Optional[Path] = typer.Option(None, help="its Psi masks and boxes (as --masks)"),
+         mix_maps: Optional[Path] = typer.Option(None, help="its GBP maps (as --maps)")):
     params = load_params()
     if kappa and name != "focus_ablation":
         raise ConfigError(f"--kappa {kappa}: only the focus_ablation agent has a focus-only reward (Eq. 20)")
@@ -62,7 +64,10 @@ def main(name: str = typer.Argument(..., help="the agent: baseline, semantic, fo
     if p.threads:
         torch.set_num_threads(p.threads)
     seed_everything(world.seed(p.seed))
-    pool = pool_for(spec, p, prepared, masks, maps, mix)
+    mix = (mix_prepared, mix_masks, mix_maps)
+    if any(mix) and not all(mix):
+        raise ConfigError("--mix-prepared, --mix-masks and --mix-maps go together (the mixed-in dataset)")
+    pool = pool_for(spec, p, prepared, masks, maps, mix if all(mix) else None)
     neural_renderer = load_renderer(renderer, device)
     run_id = fingerprint(name, asdict(spec), asdict(p), params.canvas, len(pool), pool.test[:4].tolist(),
                          world.size)
@@ -110,13 +115,13 @@ def main(name: str = typer.Argument(..., help="the agent: baseline, semantic, fo
     ckpt.clear()
 
 
-def pool_for(spec, p, prepared: Path, masks: Path, maps: Path, mix: Path | None = None):
-    """The semantic agents train on Psi's masks / boxes and the GBP maps, as the paper does."""
-    pool = load_pool(prepared, masks if spec.uses_semantics else None, maps if spec.uses_semantics else None)
+def pool_for(spec, p, prepared: Path, masks: Path, maps: Path, mix: tuple | None = None):
+    """The semantic agents train on Psi's masks / boxes and the GBP maps, as the paper does. mix: (prepared,
+    masks, maps) of a dataset mixed in."""
+    semantic = lambda path: path if spec.uses_semantics else None  # noqa: E731
+    pool = load_pool(prepared, semantic(masks), semantic(maps))
     if mix is not None:
-        other = load_pool(mix / "prepared", mix / "psi" if spec.uses_semantics else None,
-                          mix / "gbp" if spec.uses_semantics else None)
-        pool = pool.merged(other, p.mix_ratio)
+        pool = pool.merged(load_pool(mix[0], semantic(mix[1]), semantic(mix[2])), p.mix_ratio)
     return pool.focus_ablation() if spec.ablation_data else pool
 
 
