@@ -18,9 +18,9 @@ DVC_FILES = ("dvc.yaml", "ablation/dvc.yaml", "datasets/dvc.yaml")
 
 def dvc_stages() -> dict[str, dict]:
     """Every stage of dvc.yaml, ablation/dvc.yaml and datasets/dvc.yaml by its DVC address ("strokes",
-    "train_agent@semantic",
-    "ablation/dvc.yaml:train_agent_focus"), a foreach stage once per item with ${key} and ${item.*} filled
-    in (other ${...}, params, are left as they are). Paths in them are relative to the repository root."""
+    "train_agent@semantic", "ablation/dvc.yaml:train_agent_focus"), a foreach stage once per item with
+    ${key} and ${item.*} filled in (other ${...}, params, are left as they are). Paths in them are relative
+    to the repository root."""
     stages = {}
     for dvc_file in DVC_FILES:
         prefix = "" if dvc_file == "dvc.yaml" else f"{dvc_file}:"
