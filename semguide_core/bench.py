@@ -59,7 +59,7 @@ def bench_painting(params, sides: tuple[int, ...] = (), strokes: int = 200, imag
     p = params.agent
     n_background = p.bundle - p.foreground_strokes
     actor = Actor(**actor_arch(p, True, n_background)).eval()
-    agent = PaintingAgent("semantic", "semantic", n_background, p.episode_steps, True, actor)
+    agent = PaintingAgent("semantic", "semantic", n_background, p.episode_steps, True, actor, p.compositing)
     result = {}
     for side in sides or (params.canvas, 128):
         soft = torch.zeros(images, 1, side, side)

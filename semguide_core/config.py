@@ -175,6 +175,11 @@ class AgentParams:
                                  doc="what paints the canvases in training: the real rasteriser, with the neural "
                                      "renderer's gradient (straight-through, env.training_density), or the "
                                      "neural renderer alone (as published)")
+    compositing: str = param("layered", choices=["paper", "layered"],
+                             doc="how the semantic agent's strokes composite with their layer "
+                                 "(strokes.composite): Eq. 3-4 as printed (paper: a stroke erases under its whole "
+                                 "density, colours only inside its layer) or layered (its density limited to its "
+                                 "layer; docs/agent.md)")
     disc_width: int = param(16, lo=1, doc="channels of the discriminator's first conv (published: 16)")
     gp_lambda: float = param(10.0, lo=0.0, doc="WGAN gradient-penalty weight")
     gamma: float = param(0.0, lo=0.0, hi=1.0, doc="discount per step (published: 0.95 ** 5 = 0.774); 0 = myopic, no critic")

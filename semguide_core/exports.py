@@ -63,13 +63,14 @@ def _region_path(region: torch.Tensor) -> str:
     return "".join(parts)
 
 
-def to_svg(strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor) -> str:
+def to_svg(strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor, layered: bool) -> str:
     """An SVG of a painting: strokes [N,13], their region [N], region maps [K+1, H, W] (binary).
 
     Each stroke is drawn as the rasteriser draws it: its discs, grey level = opacity w, later discs covering
     earlier ones, form a luminance mask (the density map); through that mask the stroke's colour is laid
-    over the canvas (C * (1 - density) + density * rgb). A masked stroke lays black outside its region and
-    its colour inside (Eq. 3-4), the region being a clip path of whole pixels.
+    over the canvas (C * (1 - density) + density * rgb). A masked stroke (`strokes.composite`), its region
+    being a clip path of whole pixels: layered, the stroke clipped to its region; Eq. 3-4 as printed, black
+    outside its region and its colour inside.
     """
     side = regions.shape[-1]
     half = S.SUPERSAMPLE
@@ -100,6 +101,8 @@ def to_svg(strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor) -
         colour, r = _hex(strokes[i, 10:13]), int(region[i])
         if r == UNMASKED:
             out.append(f'<rect {full} fill="{colour}" mask="url(#s{i})"/>')
+        elif layered:
+            out.append(f'<g clip-path="url(#r{r})"><rect {full} fill="{colour}" mask="url(#s{i})"/></g>')
         else:
             out.append(f'<g mask="url(#s{i})"><rect {full} fill="#000"/>'
                        f'<rect {full} fill="{colour}" clip-path="url(#r{r})"/></g>')
@@ -123,9 +126,10 @@ def export(painting: Painting, regions: torch.Tensor, base: Path, agent: str, so
     target_db, the painting's PSNR against the image it paints, is recorded in the JSON."""
     file = lambda suffix: base.parent / f"{base.name}{suffix}"  # noqa: E731 (names may hold dots)
     png = torch.from_numpy(to_uint8(painting.canvas[0])).permute(2, 0, 1).float() / 255
-    svg = to_svg(painting.strokes[0], painting.region[0], regions[0])
+    svg = to_svg(painting.strokes[0], painting.region[0], regions[0], painting.layered)
     psnr_db = float(psnr(render_svg(svg)[None], png[None]))
     record = strokes_record(painting.strokes[0], painting.region[0], regions.shape[-1], agent, source)
+    record["compositing"] = "layered" if painting.layered else "paper"  # of masked strokes (strokes.composite)
     record["svg_psnr_db"] = round(psnr_db, 2)
     record["psnr_db"] = round(target_db, 2)
     record["refine_steps"] = refine_steps  # > 0: the agent's strokes were then optimised for the image

@@ -8,9 +8,10 @@ bundle of strokes (`agent.act`, docs/architecture.md), rasterises them with the 
 for an agent trained on its canvases) and composites them stroke by stroke:
 
 - baseline agent: every stroke unmasked, C <- C * (1 - Phi) + Phi^c;
-- semantic agent: background strokes first, colour masked by 1 - S (Eq. 3), then foreground strokes masked
-  by S_u (Eq. 4), where u is the foreground instance with the largest remaining error (Eq. 16):
-  u = argmax_i || S_i * (I - C_t) ||_F.
+- semantic agent: background strokes first, in the layer 1 - S (Eq. 3), then foreground strokes in the
+  layer S_u (Eq. 4), where u is the foreground instance with the largest remaining error (Eq. 16):
+  u = argmax_i || S_i * (I - C_t) ||_F. How a stroke composites with its layer is the agent's
+  `compositing` (`strokes.composite`: Eq. 3-4 as printed, or layered).
 
 A `Scene` says what the agent paints towards. `make_scene` (painting images): the instances are the
 connected components of Psi's mask thresholded at 0.5 (Psi predicts one foreground map; components smaller
@@ -113,6 +114,7 @@ class Painting:
     strokes: torch.Tensor  # [B, N, 13] in painting order, whole-image coordinates
     region: torch.Tensor   # [B, N] long: UNMASKED, BACKGROUND or instance k >= 1
     frames: dict           # strokes painted (per patch) -> canvas [B, 3, H, W] after that many
+    layered: bool          # how masked strokes composited (`strokes.composite`)
 
     @property
     def foreground(self) -> torch.Tensor:
@@ -122,27 +124,28 @@ class Painting:
         """Painting i of the batch, as a batch of one."""
         one = slice(i, i + 1)
         return Painting(self.canvas[one], self.strokes[one], self.region[one],
-                        {count: frame[one] for count, frame in self.frames.items()})
+                        {count: frame[one] for count, frame in self.frames.items()}, self.layered)
 
 
 def stroke_masks(region: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
-    """The map each stroke's colour is multiplied by (Eq. 3-4), [B, N, H, W], from its region [B, N]."""
+    """Each stroke's layer mask (Eq. 3-4), [B, N, H, W], from its region [B, N]."""
     regions = torch.cat([torch.ones_like(regions[:, :1]), regions], dim=1)  # index 0 = whole image
     return regions[torch.arange(len(region))[:, None], region + 1]
 
 
 def draw(canvas: torch.Tensor, strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor,
-         density_fn: DensityFn | None = None) -> torch.Tensor:
-    """Composite strokes [B,N,13] in order onto canvas [B,3,H,W], each coloured inside its region (Eq. 3-4);
-    density_fn: the real rasteriser when None."""
-    return S.paint(canvas, strokes, stroke_masks(region, regions), density_fn)
+         layered: bool, density_fn: DensityFn | None = None) -> torch.Tensor:
+    """Composite strokes [B,N,13] in order onto canvas [B,3,H,W], each in its region's layer (Eq. 3-4,
+    `strokes.composite`); density_fn: the real rasteriser when None."""
+    return S.paint(canvas, strokes, stroke_masks(region, regions), density_fn, layered)
 
 
-def render(strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor, chunk: int = 50) -> torch.Tensor:
+def render(strokes: torch.Tensor, region: torch.Tensor, regions: torch.Tensor, layered: bool,
+           chunk: int = 50) -> torch.Tensor:
     """The painting a stroke list makes on a black canvas the size of `regions` [B, K+1, H, W]."""
     canvas = regions.new_zeros(len(strokes), 3, *regions.shape[-2:])
     for start in range(0, strokes.shape[1], chunk):
-        canvas = draw(canvas, strokes[:, start:start + chunk], region[:, start:start + chunk], regions)
+        canvas = draw(canvas, strokes[:, start:start + chunk], region[:, start:start + chunk], regions, layered)
     return canvas
 
 
@@ -221,7 +224,7 @@ def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Te
         bundle = to_whole_image(bundle, divide).reshape(batch, -1, k, S.STROKE_SIZE).transpose(1, 2)
         bundle = bundle.reshape(batch, -1, S.STROKE_SIZE)
         where = where.reshape(batch, -1, k).transpose(1, 2).reshape(batch, -1)
-        canvas = draw(canvas, bundle, where, regions, density_fn)
+        canvas = draw(canvas, bundle, where, regions, agent.layered, density_fn)
         strokes.append(bundle)
         region.append(where)
         painted, step = painted + k, step + 1
@@ -230,7 +233,7 @@ def paint(agent, scene: Scene, n_strokes: int, divide: int = 1, canvas: torch.Te
                 frames[count] = canvas.clone()
         if every_bundle:
             frames[painted] = canvas.clone()
-    return Painting(canvas, torch.cat(strokes, 1), torch.cat(region, 1), frames)
+    return Painting(canvas, torch.cat(strokes, 1), torch.cat(region, 1), frames, agent.layered)
 
 
 def paint_divided(agent, scene: Scene, target_big: torch.Tensor, n_strokes: int, divide: int,
@@ -238,13 +241,13 @@ def paint_divided(agent, scene: Scene, target_big: torch.Tensor, n_strokes: int,
     """Huang et al.'s `divide`: paint the whole image, then its d x d patches at d times the side."""
     whole = paint(agent, scene, n_strokes, every_bundle=every_bundle)
     big = scene.upsampled(target_big)
-    start = render(whole.strokes, whole.region, big.regions)  # the first pass, re-rasterised crisply
+    start = render(whole.strokes, whole.region, big.regions, whole.layered)  # the first pass, re-rasterised crisply
     detail = paint(agent, big, n_strokes, divide, canvas=start, every_bundle=every_bundle)
     up = lambda x: F.interpolate(x, scale_factor=divide, mode="nearest")  # noqa: E731
     frames = {count: up(frame) for count, frame in whole.frames.items()}
     frames.update({n_strokes + count: frame for count, frame in detail.frames.items()})
     return Painting(detail.canvas, torch.cat([whole.strokes, detail.strokes], 1),
-                    torch.cat([whole.region, detail.region], 1), frames)
+                    torch.cat([whole.region, detail.region], 1), frames, whole.layered)
 
 
 def refine(painting: Painting, scene: Scene, renderer, steps: int, lr: float = 0.003) -> Painting:
@@ -265,12 +268,13 @@ def refine(painting: Painting, scene: Scene, renderer, steps: int, lr: float = 0
     opt = torch.optim.Adam([logits], lr=lr)
     density = straight_through_density(renderer, scene.target.shape[-1])
     for _ in range(steps):
-        canvas = S.paint(torch.zeros_like(scene.target), shown(torch.sigmoid(logits)), masks, density)
+        canvas = S.paint(torch.zeros_like(scene.target), shown(torch.sigmoid(logits)), masks, density,
+                         painting.layered)
         loss = ((canvas - scene.target) ** 2).mean(dim=(1, 2, 3)).sum()  # summed: each image its own step
         opt.zero_grad()
         loss.backward()
         opt.step()
     strokes = shown(torch.sigmoid(logits.detach()))
-    canvas = render(strokes, painting.region, scene.regions)
-    return Painting(canvas, strokes, painting.region, painting.frames)  # the frames: how the agent painted
+    canvas = render(strokes, painting.region, scene.regions, painting.layered)
+    return Painting(canvas, strokes, painting.region, painting.frames, painting.layered)  # the frames: how the agent painted
 

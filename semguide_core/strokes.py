@@ -132,39 +132,49 @@ def colour(density: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
     return density[:, None] * rgb[:, :, None, None]
 
 
-def composite(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor,
-              mask: torch.Tensor | None = None) -> torch.Tensor:
-    """One stroke onto canvas [N,3,H,W]: C * (1 - Phi) + Phi^c (* mask, Eq. 3-4 of the paper).
+COMPOSITING = ("paper", "layered")  # how a masked stroke composites (`composite`, agent.compositing)
 
-    `mask` ([N,1,H,W] or [N,H,W], in [0,1]) multiplies only the colour term, exactly as Eq. 3 (1 - S_I)
-    and Eq. 4 (S_I) write it.
+
+def composite(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor,
+              mask: torch.Tensor | None = None, layered: bool = False) -> torch.Tensor:
+    """One stroke onto canvas [N,3,H,W]: C * (1 - Phi) + Phi^c (Huang et al.), or with a layer mask M
+    ([N,1,H,W] or [N,H,W], in [0,1]; 1 - S_I for a background stroke, S_I for a foreground one):
+
+    - paper, Eq. 3-4 as printed: C * (1 - Phi) + Phi^c * M. The stroke erases the canvas under its whole
+      density and colours it only inside M: a background stroke crossing the object blacks it out, a
+      foreground stroke leaves a black halo around S_I.
+    - layered (agent.compositing, a departure measured in docs/agent.md): C * (1 - M Phi) + M Phi^c, the
+      same stroke with its density limited to M, so each layer paints only its own pixels.
     """
-    coloured = colour(density, rgb)
     if mask is not None:
-        coloured = coloured * (mask if mask.ndim == 4 else mask[:, None])
-    return canvas * (1 - density[:, None]) + coloured
+        mask = mask[:, 0] if mask.ndim == 4 else mask
+        if layered:
+            density = density * mask
+        else:
+            return canvas * (1 - density[:, None]) + colour(density, rgb) * mask[:, None]
+    return canvas * (1 - density[:, None]) + colour(density, rgb)
 
 
 def paint(canvas: torch.Tensor, strokes: torch.Tensor, masks: torch.Tensor | None = None,
-          density_fn=None) -> torch.Tensor:
+          density_fn=None, layered: bool = False) -> torch.Tensor:
     """Composite strokes [N,K,13] onto canvas [N,3,H,W] in order k = 0..K-1: the one painting loop of
     training rollouts, the actor's loss, `semguide paint`, `--refine` and the reference canvases.
 
-    masks: optional [N,K,H,W], the mask each stroke's colour is multiplied by (Eq. 3-4).
+    masks: optional [N,K,H,W], each stroke's layer mask (Eq. 3-4); layered: how they composite (`composite`).
     density_fn: strokes [M,13] -> Phi [M,H,W]; the real rasteriser when None, else e.g. the neural
     renderer (`agent.env`), through which gradients flow.
     """
     n, k, _ = strokes.shape
     side = canvas.shape[-1]
     density = (density_fn or (lambda a: rasterise(a, side)))(strokes.reshape(n * k, -1))
-    return composite_all(canvas, density.view(n, k, *canvas.shape[-2:]), strokes[..., 10:13], masks)
+    return composite_all(canvas, density.view(n, k, *canvas.shape[-2:]), strokes[..., 10:13], masks, layered)
 
 
 def composite_all(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor,
-                  masks: torch.Tensor | None = None) -> torch.Tensor:
+                  masks: torch.Tensor | None = None, layered: bool = False) -> torch.Tensor:
     """`composite` of K strokes in order, from densities [N,K,H,W], colours [N,K,3], masks [N,K,H,W] or None."""
     for i in range(density.shape[1]):
-        canvas = composite(canvas, density[:, i], rgb[:, i], None if masks is None else masks[:, i])
+        canvas = composite(canvas, density[:, i], rgb[:, i], None if masks is None else masks[:, i], layered)
     return canvas
 
 

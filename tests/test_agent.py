@@ -68,18 +68,24 @@ def test_bilevel_update_matches_hand_computed_canvas():
     # Eq. 4: C = C_b (1 - Phi_f) + Phi_f * blue * S    -> left (0,0,1), right (.5625,.1875,.1875)
     expected = torch.tensor([[[0.0, 0.5625]], [[0.0, 0.1875]], [[1.0, 0.1875]]])
     assert torch.allclose(out[0], expected)
+    # layered: each density limited to its layer. Background (1 - S = [0, 1]): left stays (.5,.5,.5),
+    # right .5 * .5 + .5 * red = (.75,.25,.25); foreground (S = [1, 0]): left (0,0,1), right unchanged
+    layered = env.paint_bundle(canvas, bundle, lambda a: density, n_background=1, masks=mask, layered=True)
+    assert torch.allclose(layered[0], torch.tensor([[[0.0, 0.75]], [[0.0, 0.25]], [[1.0, 0.25]]]))
 
 
-def test_semantic_agent_composites_with_the_thresholded_mask():
+@pytest.mark.parametrize("compositing, outside", [("paper", 0.0), ("layered", 0.5)])
+def test_semantic_agent_composites_with_the_thresholded_mask(compositing, outside):
     # a white foreground stroke of full density where Psi's soft mask says 0.6: the pixel turns white
-    # (with the soft mask in Eq. 4 it could only reach 0.6, the dark halo stroke_mask avoids)
-    p = replace(TINY, bundle=1, foreground_strokes=1)
+    # (with the soft mask in Eq. 4 it could only reach 0.6, the dark halo stroke_mask avoids); where it
+    # says 0.4 Eq. 4 as printed erases the grey to black, the layered rule leaves it
+    p = replace(TINY, bundle=1, foreground_strokes=1, compositing=compositing)
     ddpg = DDPG(agent_spec("semantic", Params()), p, lambda a: torch.ones(len(a), 1, 2), 1, "cpu")
     soft = torch.tensor([[[[0.6, 0.4]]]])
     ctx = Context(torch.zeros(1, 3, 1, 2), soft, soft, torch.tensor([[0.0, 0.0, 1.0, 1.0]]))
     bundle = torch.ones(1, 1, 13)
     out = ddpg.paint(torch.full((1, 3, 1, 2), 0.5), bundle, ctx)
-    assert torch.allclose(out[0, :, 0], torch.tensor([[1.0, 0.0]] * 3))
+    assert torch.allclose(out[0, :, 0], torch.tensor([[1.0, outside]] * 3))
 
 
 def test_baseline_composites_unmasked():

@@ -79,6 +79,11 @@ def test_stage_trains_writes_outputs_and_the_agent_paints(tmp_path):
 
     agent = load_agent(tmp_path / "models/agent_semantic.pt")
     assert (agent.kind, agent.bundle, agent.n_background, agent.steps) == ("semantic", 5, 2, 3)
+    assert agent.compositing == "layered"  # params' agent.compositing, saved with the actor
+    old_file = torch.load(tmp_path / "models/agent_semantic.pt")
+    del old_file["compositing"]  # written before the key existed: trained with Eq. 3-4 as printed
+    torch.save(old_file, tmp_path / "old.pt")
+    assert load_agent(tmp_path / "old.pt").compositing == "paper"
     target = torch.rand(2, 3, SIDE, SIDE)
     ctx = Context(target, torch.ones(2, 1, SIDE, SIDE), torch.zeros(2, 1, SIDE, SIDE), torch.tensor([[0.1, 0.1, 0.5, 0.5]] * 2))
     bundle = agent.act(torch.zeros_like(target), ctx.targets, ctx.masks, ctx.gbp, ctx.bboxes, step=0)

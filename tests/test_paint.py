@@ -29,8 +29,9 @@ TINY_ACTOR = AgentParams(actor_width=4, actor_blocks=[1], actor_hidden=8)  # an 
 class RandomAgent:
     """Stands in for a trained agent: seeded random bundles, records what it was shown."""
 
-    def __init__(self, kind="semantic", bundle=5, n_background=2, steps=4):
+    def __init__(self, kind="semantic", bundle=5, n_background=2, steps=4, layered=False):
         self.kind, self.bundle, self.n_background, self.steps = kind, bundle, n_background, steps
+        self.layered = layered  # False: Eq. 3-4 as printed, which the tests below check by hand
         self.semantic_inputs = kind == "semantic"
         self.generator = torch.Generator().manual_seed(0)
         self.seen_steps, self.seen_masks, self.seen_object_steps = [], [], []
@@ -123,14 +124,15 @@ def test_refine_lowers_the_error_keeps_each_stroke_in_its_region_and_paints_with
     assert psnr(scene.target, refined.canvas) > psnr(scene.target, painting.canvas) + 1
     assert torch.equal(refined.region, painting.region) and refined.strokes.shape == painting.strokes.shape
     assert refined.strokes[0, 0, 8:10].tolist() == [0.0, 0.0]
-    assert torch.equal(refined.canvas, P.render(refined.strokes, refined.region, scene.regions))
+    assert torch.equal(refined.canvas, P.render(refined.strokes, refined.region, scene.regions, False))
     unrefined = P.refine(painting, scene, SoftRasteriser(16), steps=0)
     assert torch.allclose(unrefined.strokes[0, 1:], painting.strokes[0, 1:], atol=1e-4)  # N = 0: as painted
 
 
-def test_semantic_loop_masks_strokes_by_region_and_follows_eq16():
+@pytest.mark.parametrize("layered", [False, True])
+def test_semantic_loop_masks_strokes_by_region_and_follows_eq16(layered):
     scene = scene_with_two_instances()
-    agent = RandomAgent("semantic", bundle=5, n_background=2, steps=3)
+    agent = RandomAgent("semantic", bundle=5, n_background=2, steps=3, layered=layered)
     painting = P.paint(agent, scene, n_strokes=23, frame_counts=(10, 20, 23))
     assert painting.strokes.shape == (1, 23, 13)           # the last bundle cut to 3 strokes
     region = painting.region[0].view(-1).tolist()
@@ -141,12 +143,20 @@ def test_semantic_loop_masks_strokes_by_region_and_follows_eq16():
     for mask in agent.seen_masks:
         assert mask.sum() in (16.0, 36.0)
     # replaying the recorded strokes reproduces the painting exactly
-    replay = P.render(painting.strokes, painting.region, scene.regions)
+    replay = P.render(painting.strokes, painting.region, scene.regions, layered)
     assert torch.allclose(replay, painting.canvas, atol=1e-6)
     # a foreground stroke never puts colour outside the instances: the outside only gets background colour
-    fg_only = P.render(painting.strokes * 1, painting.region.clamp(min=1), scene.regions)
+    fg_only = P.render(painting.strokes * 1, painting.region.clamp(min=1), scene.regions, layered)
     outside = scene.regions[0, 0].bool()
     assert fg_only[0][:, outside].abs().max() == 0
+    # layered, each layer is painted by its own strokes alone: the instances' pixels are what the foreground
+    # strokes paint there; as printed, background strokes erase them (they are darker than that)
+    foreground_alone = painting.strokes.clone()
+    foreground_alone[..., 8:10] *= painting.foreground[..., None]    # background strokes made invisible
+    fg_painted = P.render(foreground_alone, painting.region, scene.regions, layered)
+    inside = ~outside
+    differs = (painting.canvas[0][:, inside] - fg_painted[0][:, inside]).abs().max()
+    assert (differs < 1e-6) if layered else (differs > 0.05)
 
 
 def test_training_episodes_paint_as_the_training_transition_with_the_inputs_trained_on():
@@ -201,21 +211,22 @@ def test_paint_divided_paints_whole_then_patches_at_the_larger_side():
     painting = P.paint_divided(RandomAgent("semantic"), scene, big_target, n_strokes=5, divide=2)
     assert painting.canvas.shape == (1, 3, 32, 32)
     assert painting.strokes.shape == (1, 5 + 5 * 4, 13)
-    replay = P.render(painting.strokes, painting.region, scene.upsampled(big_target).regions)
+    replay = P.render(painting.strokes, painting.region, scene.upsampled(big_target).regions, False)
     assert torch.allclose(replay, painting.canvas, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- exports
-@pytest.mark.parametrize("kind", ["baseline", "semantic"])
-def test_svg_round_trip_matches_the_rasterised_painting(kind):
+@pytest.mark.parametrize("kind, layered", [("baseline", False), ("semantic", False), ("semantic", True)])
+def test_svg_round_trip_matches_the_rasterised_painting(kind, layered):
     scene = scene_with_two_instances(side=32)
-    painting = P.paint(RandomAgent(kind), scene, n_strokes=15)
-    svg = exports.to_svg(painting.strokes[0], painting.region[0], scene.regions[0])
+    painting = P.paint(RandomAgent(kind, layered=layered), scene, n_strokes=15)
+    svg = exports.to_svg(painting.strokes[0], painting.region[0], scene.regions[0], layered)
     rendered = exports.render_svg(svg)
     assert rendered.shape == (3, 32, 32)
     assert psnr(rendered[None], painting.canvas) > 30
     # and it is not trivially close: an empty SVG is far from the painting
-    empty = exports.render_svg(exports.to_svg(painting.strokes[0, :0], painting.region[0, :0], scene.regions[0]))
+    empty = exports.render_svg(exports.to_svg(painting.strokes[0, :0], painting.region[0, :0], scene.regions[0],
+                                              layered))
     assert psnr(empty[None], painting.canvas) < 20
 
 
@@ -223,7 +234,7 @@ def test_svg_of_one_opaque_stroke_covers_what_the_rasteriser_covers():
     a = torch.tensor([[0.1, 0.2, 0.5, 0.9, 0.9, 0.7, 0.2, 0.4, 1.0, 0.5, 0.2, 0.6, 1.0]])
     density = S.rasterise(a, 32)
     canvas = S.composite(torch.zeros(1, 3, 32, 32), density, a[:, 10:13])[0]
-    rendered = exports.render_svg(exports.to_svg(a, torch.tensor([P.UNMASKED]), torch.ones(1, 32, 32)))
+    rendered = exports.render_svg(exports.to_svg(a, torch.tensor([P.UNMASKED]), torch.ones(1, 32, 32), False))
     assert psnr(rendered[None], canvas[None]) > 30
 
 
@@ -424,7 +435,7 @@ def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
     models = tmp_path / "models"
     models.mkdir()
     arch = actor_arch(TINY_ACTOR, True, n_background=2)
-    torch.save(agent_file(PaintingAgent("semantic", "semantic", 2, 4, True, Actor(**arch)), arch, 16),
+    torch.save(agent_file(PaintingAgent("semantic", "semantic", 2, 4, True, Actor(**arch), "layered"), arch, 16),
                models / "agent_semantic.pt")
     save_model(models / "psi.pt", Psi([8, 16]), {"widths": [8, 16]})
     expert = {"n_classes": 3, "width_mult": 0.25, "depth_mult": 0.25, "resolution": 32}
@@ -437,6 +448,7 @@ def test_paint_files_semantic_agent_runs_psi_and_the_expert(tmp_path, capsys):
     record = json.loads((tmp_path / "out" / "a.json").read_text())
     assert [s["foreground"] for s in record["strokes"]] == [False, False, True, True, True] * 2
     assert all(s["masked"] for s in record["strokes"])
+    assert record["compositing"] == "layered"  # the agent file's rule
 
 
 def test_benchmark_reports_milliseconds_per_side():

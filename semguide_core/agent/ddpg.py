@@ -55,6 +55,7 @@ class DDPG:
         self.spec, self.p, self.density_fn, self.device, self.world = spec, p, density_fn, device, world
         channels = env.in_channels(spec.semantic_inputs)
         self.n_background = n_background(spec, p)
+        self.layered = p.compositing == "layered"  # how masked strokes composite (strokes.composite)
         self.actor_arch = actor_arch(p, spec.semantic_inputs, self.n_background)
         self.actor = Actor(**self.actor_arch).to(device)
         self.critic = Critic(channels, p.critic_width, list(p.critic_blocks)).to(device)
@@ -84,7 +85,7 @@ class DDPG:
 
     def paint(self, canvas, bundle, ctx: Context) -> torch.Tensor:
         return env.paint_bundle(canvas, bundle, self.density_fn, self.n_background,
-                                env.stroke_mask(ctx.masks) if self.spec.bilevel else None)
+                                env.stroke_mask(ctx.masks) if self.spec.bilevel else None, self.layered)
 
     @torch.no_grad()
     def act(self, canvas, ctx: Context, t, noise: float = 0.0) -> torch.Tensor:
@@ -148,7 +149,8 @@ class DDPG:
         bundle, cells = self.bundle(self.trained["actor"], canvas0, ctx, t)
         density, rgb = env.densities(bundle, self.density_fn, canvas0.shape[-2:]), bundle[..., 10:13]
         masks = env.stroke_mask(ctx.masks) if self.spec.bilevel else None
-        paint = lambda d, c: env.composite_bundle(canvas0, d, c, self.n_background, masks)  # noqa: E731
+        paint = lambda d, c: env.composite_bundle(  # noqa: E731
+            canvas0, d, c, self.n_background, masks, self.layered)
         value_of = lambda canvas: (self.critic(self.observe(canvas, ctx, t + 1)) * not_done  # noqa: E731
                                    if self.p.gamma > 0 else 0.0)
         if not self.spec.bilevel:

@@ -4,9 +4,10 @@ State (Sec. 3): canvas C_t, target I, the residual I - C_t, step t / T and two c
 published, plus the residual that the actor's placement reads anyway); the semantic
 agent also sees S_I, G_I and the two channels of the alignment grid of its bbox (published layout).
 Transition: the bundle's strokes are composited in order onto the canvas by `strokes.composite`. For the
-bi-level (semantic) agent the first `n_background` strokes are background strokes, whose colour is masked
-by 1 - S_I (Eq. 3), the rest foreground strokes masked by S_I (Eq. 4): background first, as in the paper.
-The baseline composites every stroke unmasked (Huang et al.).
+bi-level (semantic) agent the first `n_background` strokes are background strokes, in the layer 1 - S_I
+(Eq. 3), the rest foreground strokes in the layer S_I (Eq. 4): background first, as in the paper; how a
+stroke composites with its layer (`agent.compositing`: paper or layered) is `strokes.composite`. The
+baseline composites every stroke unmasked (Huang et al.).
 """
 from __future__ import annotations
 
@@ -54,12 +55,13 @@ def training_density(renderer, training_canvas: str, canvas: int) -> DensityFn:
 
 
 def paint_bundle(canvas: torch.Tensor, bundle: torch.Tensor, density_fn: DensityFn, n_background: int,
-                 masks: torch.Tensor | None) -> torch.Tensor:
+                 masks: torch.Tensor | None, layered: bool = False) -> torch.Tensor:
     """C_t+1 from C_t [B,3,H,W] and a bundle [B,K,13]: Eq. 3 for strokes k < n_background, then Eq. 4.
 
-    masks: S_I [B,1,H,W] for the bi-level agent, None for the baseline (every stroke unmasked).
+    masks: S_I [B,1,H,W] for the bi-level agent, None for the baseline (every stroke unmasked);
+    layered: `agent.compositing == 'layered'` (`strokes.composite`).
     """
-    return strokes.paint(canvas, bundle, bundle_masks(masks, n_background, bundle.shape[1]), density_fn)
+    return strokes.paint(canvas, bundle, bundle_masks(masks, n_background, bundle.shape[1]), density_fn, layered)
 
 
 def densities(bundle: torch.Tensor, density_fn: DensityFn, size) -> torch.Tensor:
@@ -69,13 +71,13 @@ def densities(bundle: torch.Tensor, density_fn: DensityFn, size) -> torch.Tensor
 
 
 def composite_bundle(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor, n_background: int,
-                     masks: torch.Tensor | None) -> torch.Tensor:
+                     masks: torch.Tensor | None, layered: bool = False) -> torch.Tensor:
     """Eq. 3 for strokes k < n_background, then Eq. 4, from densities [B, K, H, W] and colours [B, K, 3]."""
-    return strokes.composite_all(canvas, density, rgb, bundle_masks(masks, n_background, density.shape[1]))
+    return strokes.composite_all(canvas, density, rgb, bundle_masks(masks, n_background, density.shape[1]), layered)
 
 
 def bundle_masks(masks: torch.Tensor | None, n_background: int, bundle: int) -> torch.Tensor | None:
-    """Each stroke's colour mask [B, K, H, W] from S_I [B, 1, H, W]: 1 - S_I for the first n_background
+    """Each stroke's layer mask [B, K, H, W] from S_I [B, 1, H, W]: 1 - S_I for the first n_background
     strokes (Eq. 3), S_I for the rest (Eq. 4); None (unmasked) for the baseline."""
     if masks is None:
         return None
@@ -85,8 +87,8 @@ def bundle_masks(masks: torch.Tensor | None, n_background: int, bundle: int) -> 
 def stroke_mask(soft_mask: torch.Tensor) -> torch.Tensor:
     """The S_I that Eq. 3-4 composite with: Psi's soft mask thresholded at 0.5 (as `paint` does).
 
-    Eq. 3-4 erase with the full density but colour with S or 1 - S, so where S is neither 0 nor 1 a pixel
-    can never get brighter than max(S, 1 - S) times the stroke colour: a blurry soft mask paints dark
+    Eq. 3-4 as printed erase with the full density but colour with S or 1 - S, so where S is neither 0 nor 1
+    a pixel can never get brighter than max(S, 1 - S) times the stroke colour: a blurry soft mask paints dark
     halos around the object (measured: the semantic agent's canvases darkened around every bird). With a
     0/1 map, as a sharp segmentation gives, the equations hold as written.
     """

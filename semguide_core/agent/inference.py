@@ -26,6 +26,11 @@ class PaintingAgent:
     steps: int             # bundles per training episode, T
     semantic_inputs: bool  # whether the actor reads mask, GBP map and bbox
     actor: Actor
+    compositing: str = "paper"  # how masked strokes composite (strokes.composite): paper | layered
+
+    @property
+    def layered(self) -> bool:
+        return self.compositing == "layered"
 
     @property
     def bundle(self) -> int:
@@ -49,7 +54,8 @@ class PaintingAgent:
 def agent_file(agent: PaintingAgent, arch: dict, canvas: int) -> dict:
     """What models/agent_<name>.pt holds: the actor, how to paint with it and the canvas it was trained at."""
     return {"name": agent.name, "kind": agent.kind, "canvas": canvas, "arch": arch, "n_background": agent.n_background,
-            "steps": agent.steps, "semantic_inputs": agent.semantic_inputs, "state": agent.actor.state_dict()}
+            "steps": agent.steps, "semantic_inputs": agent.semantic_inputs, "compositing": agent.compositing,
+            "state": agent.actor.state_dict()}
 
 
 def load_agent(path, device: torch.device | str = "cpu", name: str | None = None,
@@ -69,6 +75,7 @@ def load_agent(path, device: torch.device | str = "cpu", name: str | None = None
     actor = Actor(**saved["arch"])
     load_state(actor, saved["state"], path)
     actor = actor.to(device).eval().requires_grad_(False)
+    # files written before `agent.compositing` existed were all trained with Eq. 3-4 as printed
     return PaintingAgent(saved["name"], saved["kind"], saved["n_background"], saved["steps"],
-                         saved["semantic_inputs"], actor)
+                         saved["semantic_inputs"], actor, saved.get("compositing", "paper"))
 

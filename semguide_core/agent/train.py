@@ -39,7 +39,7 @@ def total_updates(p: AgentParams) -> int:
 def painting_agent(ddpg: DDPG) -> PaintingAgent:
     """The actor being trained, seen as a PaintingAgent (shares its weights)."""
     return PaintingAgent(ddpg.spec.name, ddpg.spec.kind, ddpg.n_background, ddpg.p.episode_steps,
-                         ddpg.spec.semantic_inputs, ddpg.actor)
+                         ddpg.spec.semantic_inputs, ddpg.actor, ddpg.p.compositing)
 
 
 def train(spec: AgentSpec, p: AgentParams, pool: Pool, renderer, checkpoint: Checkpoint, live,
