@@ -53,9 +53,11 @@ class PaintingAgent:
 
 def agent_file(agent: PaintingAgent, arch: dict, canvas: int) -> dict:
     """What models/agent_<name>.pt holds: the actor, how to paint with it and the canvas it was trained at."""
-    return {"name": agent.name, "kind": agent.kind, "canvas": canvas, "arch": arch, "n_background": agent.n_background,
-            "steps": agent.steps, "semantic_inputs": agent.semantic_inputs, "compositing": agent.compositing,
-            "state": agent.actor.state_dict()}
+    saved = {"name": agent.name, "kind": agent.kind, "canvas": canvas, "arch": arch, "n_background": agent.n_background,
+             "steps": agent.steps, "semantic_inputs": agent.semantic_inputs, "state": agent.actor.state_dict()}
+    if agent.kind == "semantic":  # only a bi-level agent masks its strokes; the others' files do not say how
+        saved["compositing"] = agent.compositing
+    return saved
 
 
 def load_agent(path, device: torch.device | str = "cpu", name: str | None = None,
@@ -75,7 +77,7 @@ def load_agent(path, device: torch.device | str = "cpu", name: str | None = None
     actor = Actor(**saved["arch"])
     load_state(actor, saved["state"], path)
     actor = actor.to(device).eval().requires_grad_(False)
-    # files written before `agent.compositing` existed were all trained with Eq. 3-4 as printed
+    # no key: an agent without masked strokes, or one trained before agent.compositing existed (Eq. 3-4 as printed)
     return PaintingAgent(saved["name"], saved["kind"], saved["n_background"], saved["steps"],
                          saved["semantic_inputs"], actor, saved.get("compositing", "paper"))
 
