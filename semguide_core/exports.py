@@ -129,7 +129,8 @@ def export(painting: Painting, regions: torch.Tensor, base: Path, agent: str, so
     svg = to_svg(painting.strokes[0], painting.region[0], regions[0], painting.layered)
     psnr_db = float(psnr(render_svg(svg)[None], png[None]))
     record = strokes_record(painting.strokes[0], painting.region[0], regions.shape[-1], agent, source)
-    record["compositing"] = "layered" if painting.layered else "paper"  # of masked strokes (strokes.composite)
+    if (painting.region[0] != UNMASKED).any():  # how its masked strokes composited (strokes.composite)
+        record["compositing"] = "layered" if painting.layered else "paper"
     record["svg_psnr_db"] = round(psnr_db, 2)
     record["psnr_db"] = round(target_db, 2)
     record["refine_steps"] = refine_steps  # > 0: the agent's strokes were then optimised for the image

@@ -345,6 +345,7 @@ def test_paint_files_skips_bad_files_and_paints_the_rest(tmp_path, capsys):
             assert (tmp_path / "out" / f"{name}.{suffix}").is_file()
     record = json.loads((tmp_path / "out" / "good.json").read_text())
     assert len(record["strokes"]) == 10 and record["svg_psnr_db"] > 30
+    assert "compositing" not in record  # no masked stroke: nothing to say
     assert not (tmp_path / "out" / "notes.png").exists()
 
 
