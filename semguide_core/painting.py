@@ -276,5 +276,6 @@ def refine(painting: Painting, scene: Scene, renderer, steps: int, lr: float = 0
         opt.step()
     strokes = shown(torch.sigmoid(logits.detach()))
     canvas = render(strokes, painting.region, scene.regions, painting.layered)
-    return Painting(canvas, strokes, painting.region, painting.frames, painting.layered)  # the frames: how the agent painted
+    # the frames stay: how the agent painted
+    return Painting(canvas, strokes, painting.region, painting.frames, painting.layered)
 

@@ -132,9 +132,6 @@ def colour(density: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
     return density[:, None] * rgb[:, :, None, None]
 
 
-COMPOSITING = ("paper", "layered")  # how a masked stroke composites (`composite`, agent.compositing)
-
-
 def composite(canvas: torch.Tensor, density: torch.Tensor, rgb: torch.Tensor,
               mask: torch.Tensor | None = None, layered: bool = False) -> torch.Tensor:
     """One stroke onto canvas [N,3,H,W]: C * (1 - Phi) + Phi^c (Huang et al.), or with a layer mask M
