@@ -1,5 +1,8 @@
 """Boxes and masks, Psi's heads and loss, model and weights files, the resumable training loop."""
 import math
+import subprocess
+import sys
+from functools import partial
 
 import pytest
 import torch
@@ -8,6 +11,7 @@ import torchvision
 from semguide_core.errors import ModelFileError
 from semguide_core.align import crop
 from semguide_core.semantics.boxes import bbox_iou, bbox_to_mask, mask_iou, mask_to_bbox, paste_boxes
+from semguide_core.semantics.efficientnet import B0_STAGES, EfficientNet
 from semguide_core.semantics.expert import Expert, load_imagenet_weights
 from semguide_core.semantics.model_files import load_model, run_batched, save_model
 from semguide_core.semantics.psi import Psi, PsiPredictor, load_psi, psi_loss
@@ -83,6 +87,38 @@ def test_model_file_round_trip(tmp_path):
         load_psi(tmp_path / "nothing.pt")
     with pytest.raises(ModelFileError, match="psi.pt"):
         load_model(tmp_path / "psi.pt", lambda widths: Psi([4, 8]), "Psi model")  # shapes differ
+
+
+@pytest.mark.parametrize("width, depth, stochastic_depth", [(1.0, 1.0, 0.2), (0.5, 0.5, 0.3), (0.25, 0.4, 0.0)])
+def test_efficientnet_is_torchvisions_layer_for_layer(width, depth, stochastic_depth):
+    """Same seed, same weights under the same names (and module metadata: a model file saves to the same
+    bytes); same outputs and gradients, in training (dropout and stochastic depth drawing the same numbers)
+    and in evaluation."""
+    from torchvision.models.efficientnet import EfficientNet as Reference, MBConvConfig
+
+    stage = partial(MBConvConfig, width_mult=width, depth_mult=depth)
+    torch.manual_seed(3)
+    reference = Reference([stage(*s) for s in B0_STAGES], 0.2, stochastic_depth_prob=stochastic_depth, num_classes=7)
+    torch.manual_seed(3)
+    ours = EfficientNet(7, width, depth, 0.2, stochastic_depth)
+    expected, got = reference.state_dict(), ours.state_dict()
+    assert list(got) == list(expected) and got._metadata == expected._metadata
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    x = torch.rand(3, 3, 64, 64)
+    for model in (reference, ours):
+        torch.manual_seed(5)
+        model.train()(x).square().sum().backward()
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(reference.parameters(), ours.parameters()))
+    assert torch.equal(reference.eval()(x), ours.eval()(x))
+
+
+def test_painting_with_the_semantic_agent_imports_neither_torchvision_nor_dvclive():
+    """`semguide paint`'s start-up: torchvision (1.3 s: it imports torch._dynamo) and DVCLive (0.4 s) are
+    for the training stages only."""
+    code = ("import sys, semguide_core.cli, semguide_core.paint, semguide_core.semantics.expert, "
+            "semguide_core.semantics.psi; print(sorted({'torchvision', 'dvclive'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_expert_loads_a_local_efficientnet_b0_state_dict(tmp_path):

@@ -1,25 +1,25 @@
 """The expert classifier whose guided-backprop maps drive the focus reward (Sec. 4.3, 6.2).
 
-The paper uses an EfficientNet-B0 trained on the dataset's classes (Stanford Cars). This is torchvision's
-EfficientNet built from the B0 table with a width and a depth multiplier, so that width = depth = 1 is
-exactly `torchvision.models.efficientnet_b0` (a local ImageNet weights file for it loads), while smaller
-multipliers train on a CPU. The expert classifies the object crop: the image times its foreground mask,
-cropped to the box and resized to `resolution` (the published code feeds its expert the same crop).
+The paper uses an EfficientNet-B0 trained on the dataset's classes (Stanford Cars). This is an
+EfficientNet built from the B0 table with a width and a depth multiplier (efficientnet.py), so that
+width = depth = 1 is exactly `torchvision.models.efficientnet_b0` (a local ImageNet weights file for it
+loads), while smaller multipliers train on a CPU. The expert classifies the object crop: the image times
+its foreground mask, cropped to the box and resized to `resolution` (the published code feeds its expert
+the same crop).
 `gbp_maps` turns it into the guided-backprop maps G_I.
 """
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.efficientnet import EfficientNet, MBConvConfig
 
 from semguide_core.align import crop
 from semguide_core.runtime import Checkpoint
 from semguide_core.semantics.boxes import paste_boxes
+from semguide_core.semantics.efficientnet import EfficientNet
 from semguide_core.semantics.guided_backprop import (GuidedActivation, guided_gradients, make_guided,
                                                      normalise_maps)
 from semguide_core.semantics.model_files import IMAGENET_MEAN, IMAGENET_STD, load_model, load_weights_file
@@ -37,12 +37,7 @@ class Expert(nn.Module):
         self.config = {"n_classes": n_classes, "width_mult": width_mult, "depth_mult": depth_mult,
                        "dropout": dropout, "stochastic_depth": stochastic_depth, "resolution": resolution}
         self.resolution = resolution
-        stage = partial(MBConvConfig, width_mult=width_mult, depth_mult=depth_mult)
-        b0 = [  # expand ratio, kernel, stride, in channels, out channels, layers (EfficientNet-B0, Table 1)
-            stage(1, 3, 1, 32, 16, 1), stage(6, 3, 2, 16, 24, 2), stage(6, 5, 2, 24, 40, 2),
-            stage(6, 3, 2, 40, 80, 3), stage(6, 5, 1, 80, 112, 3), stage(6, 5, 2, 112, 192, 4),
-            stage(6, 3, 1, 192, 320, 1)]
-        self.net = EfficientNet(b0, dropout, stochastic_depth_prob=stochastic_depth, num_classes=n_classes)
+        self.net = EfficientNet(n_classes, width_mult, depth_mult, dropout, stochastic_depth)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
