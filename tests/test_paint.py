@@ -238,6 +238,33 @@ def test_svg_of_one_opaque_stroke_covers_what_the_rasteriser_covers():
     assert psnr(rendered[None], canvas[None]) > 30
 
 
+def density_sampled(a: torch.Tensor, side: int, n: int = 8) -> torch.Tensor:
+    """The strokes' densities [N, side, side] sampled n x n per pixel, at the geometry the SVG writes
+    (disc centres and radii in canvas units): a finer stand-in for exact coverage than the rasteriser's 2 x 2."""
+    points, z, w = S.curve_samples(a)
+    centres = (points * (side * S.SUPERSAMPLE - 1) + 0.5) / S.SUPERSAMPLE
+    radii = S.disc_radius(z, side) / S.SUPERSAMPLE
+    g = (torch.arange(side * n) + 0.5) / n
+    inside = ((g - centres[..., 0:1]) ** 2)[:, :, None, :] + ((g - centres[..., 1:2]) ** 2)[:, :, :, None] \
+        <= (radii ** 2)[..., None, None]                                              # [N, discs, y, x]
+    last = (torch.arange(1, inside.shape[1] + 1)[None, :, None, None] * inside).amax(1)
+    value = torch.where(last > 0, w.gather(1, (last - 1).clamp(min=0).flatten(1)).view_as(last), 0.0)
+    return value.view(len(a), side, n, side, n).mean((2, 4))
+
+
+def test_svg_describes_thin_strokes_more_exactly_than_the_png():
+    """The SVG vs PNG gap on thin strokes is the PNG's 2 x 2 sampling, not the SVG: against the strokes
+    sampled 8 x 8, the SVG (exact coverage) is closer than the rasteriser's canvas."""
+    a = torch.rand(12, 13, generator=torch.Generator().manual_seed(3))
+    a[:, 6:8] *= 0.1  # thin: every pixel of the stroke is near an edge
+    a[:, 8:10] = 1.0
+    side, region = 24, torch.full((12,), P.UNMASKED)
+    paint = lambda density: S.composite_all(torch.zeros(1, 3, side, side), density[None], a[None, :, 10:13])  # noqa: E731
+    reference, png = paint(density_sampled(a, side)), paint(S.rasterise(a, side))
+    svg = exports.render_svg(exports.to_svg(a, region, torch.ones(1, side, side), False))[None]
+    assert psnr(svg, reference) > 34 and psnr(svg, reference) > psnr(png, reference) + 6  # measured: 36.6-37.9 vs 27.7-29.8
+
+
 def test_strokes_record_has_13_numbers_flag_and_instance():
     record = exports.strokes_record(torch.rand(3, 13), torch.tensor([0, 2, P.UNMASKED]), 64, "semantic", "x.png")
     json.dumps(record)
