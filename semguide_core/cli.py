@@ -154,6 +154,7 @@ def references(params: Path = typer.Option(Path("params.yaml"),
     from semguide_core.errors import ModelFileError
     from semguide_core.renderer import load_renderer
     from semguide_core.runtime import pick_device, write_json
+    from semguide_core.tables import markdown
     try:
         p = load_params(params)
         device = pick_device(p.device)
@@ -168,7 +169,7 @@ def references(params: Path = typer.Option(Path("params.yaml"),
     table = R.reference_table(targets.to(device), masks.to(device), model, p.agent.bundle * p.agent.episode_steps,
                               p.agent.bundle, steps, lr, max_images)
     typer.echo(f"references on {table['mean_colour']['images']} test images ({artifacts / 'prepared'})")
-    typer.echo(R.markdown(table))
+    typer.echo(markdown(R.as_frame(table)))
     if out is not None:
         write_json(out, table)
 

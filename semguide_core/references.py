@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -129,8 +130,7 @@ def reference_table(targets: torch.Tensor, masks: torch.Tensor, renderer=None, s
             for key, (label, value) in rows.items()}
 
 
-def markdown(table: dict) -> str:
-    """The table as markdown: reference | MSE | PSNR dB."""
-    lines = ["| reference | MSE | PSNR dB |", "|---|---|---|"]
-    lines += [f"| {row['reference']} | {row['mse']:.4f} | {row['psnr_db']:.1f} |" for row in table.values()]
-    return "\n".join(lines)
+def as_frame(table: dict) -> pd.DataFrame:
+    """The table's rows as reference | MSE | PSNR dB (`tables.markdown` prints it)."""
+    return pd.DataFrame([[row["reference"], row["mse"], row["psnr_db"]] for row in table.values()],
+                        columns=["reference", "MSE", "PSNR dB"])

@@ -1,5 +1,5 @@
 """Result tables as CSV (for tools) and Markdown (for people), written atomically: one writer for the
-evaluation's tables and the focus ablation's, so a stage that only writes tables does not depend on how
+evaluation's tables, the focus ablation's and the references', so a stage that only writes tables does not depend on how
 the evaluation scores."""
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ def write_table(frame: pd.DataFrame, stem, title: str) -> None:
     """frame as stem.csv and stem.md (a Markdown table under a heading)."""
     with atomic_path(f"{stem}.csv") as tmp:
         frame.to_csv(tmp, index=False, float_format="%.4g")
+    with atomic_path(f"{stem}.md") as tmp:
+        tmp.write_text(f"### {title}\n\n{markdown(frame)}\n")
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """frame as a Markdown table: floats to 4 significant digits, missing values as '-'."""
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    with atomic_path(f"{stem}.md") as tmp:
-        tmp.write_text("\n".join([f"### {title}", "", header, rule, *rows]) + "\n")
+    return "\n".join([header, rule, *rows])
 
 
 def _cell(value) -> str:

@@ -10,6 +10,7 @@ import typer
 
 from semguide_core import references as R
 from semguide_core.runtime import atomic_path, run_stage, write_json
+from semguide_core.tables import markdown
 
 
 def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage prepare)"),
@@ -19,7 +20,7 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     rows = R.reference_table(targets, masks)
     write_json(metrics, rows)
     with atomic_path(table) as tmp:
-        tmp.write_text(f"### Reference canvases on the {len(targets)} test images\n\n{R.markdown(rows)}\n")
+        tmp.write_text(f"### Reference canvases on the {len(targets)} test images\n\n{markdown(R.as_frame(rows))}\n")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from semguide_core import references as R
 from semguide_core.cli import app
 from semguide_core.data.prepared import INDEX_COLUMNS, PreparedDataset, write_prepared
 from semguide_core.renderer import NeuralRenderer, renderer_file
+from semguide_core.tables import markdown
 from semguide_core.strokes import paint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,8 +85,8 @@ def test_table_rows_and_markdown():
     assert table["mean_colour"] == {"reference": "each image's mean colour", "mse": pytest.approx(0.25),
                                     "psnr_db": pytest.approx(10 * math.log10(4)), "images": 2}
     assert table["mosaic_2"]["mse"] == 0.0 and table["mosaic_2"]["psnr_db"] == pytest.approx(100.0)
-    lines = R.markdown(table).splitlines()
-    assert lines[0] == "| reference | MSE | PSNR dB |" and lines[2] == "| each image's mean colour | 0.2500 | 6.0 |"
+    lines = markdown(R.as_frame(table)).splitlines()
+    assert lines[0] == "| reference | MSE | PSNR dB |" and lines[2] == "| each image's mean colour | 0.25 | 6.021 |"
     assert len(lines) == 2 + len(table)
     small = R.reference_table(half_black_half_white(4), torch.ones(1, 1, 4, 4))  # no 8 x 8 mosaic of 4 px
     assert list(small) == ["mean_colour", "mosaic_2", "mosaic_4", "object_mean_colour"]
@@ -115,7 +116,7 @@ def test_references_command_prints_and_writes_the_table(tmp_path):
     result = run_references(tmp_path, "--no-optimum", "--out", str(tmp_path / "refs.json"))
     assert result.exit_code == 0, result.output
     assert "references on 1 test images" in result.output
-    assert "| each image's mean colour | 0.2500 | 6.0 |" in result.output
+    assert "| each image's mean colour | 0.25 | 6.021 |" in result.output
     table = json.loads((tmp_path / "refs.json").read_text())
     assert table["mean_colour"]["mse"] == pytest.approx(0.25) and table["object_mean_colour"]["mse"] == 0.0
 
@@ -131,7 +132,7 @@ def test_references_stage_writes_the_metrics_and_the_table(tmp_path):
     assert set(table) == {"mean_colour", "mosaic_2", "mosaic_4", "mosaic_8", "object_mean_colour"}
     assert table["mean_colour"]["mse"] == pytest.approx(0.25) and table["mosaic_2"]["mse"] == 0.0  # halves = cells
     lines = (tmp_path / "metrics/references.md").read_text().splitlines()
-    assert lines[0] == "### Reference canvases on the 1 test images" and "| 0.2500 | 6.0 |" in lines[4]
+    assert lines[0] == "### Reference canvases on the 1 test images" and "| 0.25 | 6.021 |" in lines[4]
 
 
 @pytest.mark.parametrize("missing", ["prepared", "renderer", "canvas"])
