@@ -90,7 +90,7 @@ def main(prepared: Path = typer.Option(..., help="the prepared dataset (stage pr
     device = pick_device(params.device)
     seed_everything(0)
     data = load_prepared(prepared)
-    test = data.split("test").copy()  # writable: it indexes tensors
+    test = data.split("test")
     test = test[:p.max_images] if p.max_images else test
     soft_masks = load_map(psi / "masks.npy", len(data))[test]
     maps = load_map(gbp / "maps.npy", len(data))[test]

@@ -68,7 +68,8 @@ class PreparedDataset:
         """The idx values of one split ('train' or 'test')."""
         if name not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
-        return self.index.loc[self.index["split"] == name, "idx"].to_numpy()
+        # a copy: pandas' copy-on-write hands out read-only views, which torch warns about when they index tensors
+        return self.index.loc[self.index["split"] == name, "idx"].to_numpy(copy=True)
 
     def instance_masks(self, i: int) -> np.ndarray:
         """The k instance masks of image i as bool [k, H, W] (k = n_instances, may be 0)."""
