@@ -99,7 +99,8 @@ def load_pool(prepared_dir: str | Path, psi_dir: str | Path | None, gbp_dir: str
     """A pool from stage outputs. psi_dir None: ground-truth masks and boxes; gbp_dir None: G_I = 0."""
     data = load_prepared(prepared_dir)
     n = len(data)
-    gt = torch.from_numpy(np.ascontiguousarray(data.masks))[:, None]
+    # copies (np.array): the prepared arrays are read-only memory maps, which tensors must not share
+    gt = torch.from_numpy(np.array(data.masks))[:, None]
     bboxes = torch.tensor(data.index[["bbox_x", "bbox_y", "bbox_w", "bbox_h"]].to_numpy(np.float32))
     masks = gt.half()
     if psi_dir is not None:
@@ -111,10 +112,10 @@ def load_pool(prepared_dir: str | Path, psi_dir: str | Path | None, gbp_dir: str
         gbp = torch.from_numpy(_array(Path(gbp_dir) / "maps.npy", (n, *data.images.shape[1:3])))[:, None].half()
     if not torch.isfinite(bboxes).all() or (bboxes[:, 2:] <= 0).any():
         raise DataError(f"{psi_dir or prepared_dir}: bounding boxes must have positive width and height")
-    return Pool(images=torch.from_numpy(np.ascontiguousarray(data.images)).permute(0, 3, 1, 2).contiguous(),
+    return Pool(images=torch.from_numpy(np.array(data.images)).permute(0, 3, 1, 2).contiguous(),
                 masks=masks, gbp=gbp, bboxes=bboxes, gt_masks=gt,
-                parts=torch.from_numpy(np.ascontiguousarray(data.parts))[:, None],
-                instances=torch.from_numpy(np.ascontiguousarray(data.instances)),
+                parts=torch.from_numpy(np.array(data.parts))[:, None],
+                instances=torch.from_numpy(np.array(data.instances)),
                 n_instances=data.index["n_instances"].to_numpy(), train=[data.split("train")],
                 test=data.split("test"))
 
