@@ -129,6 +129,20 @@ def test_refine_lowers_the_error_keeps_each_stroke_in_its_region_and_paints_with
     assert torch.allclose(unrefined.strokes[0, 1:], painting.strokes[0, 1:], atol=1e-4)  # N = 0: as painted
 
 
+def test_refine_in_groups_gives_each_image_what_refining_it_alone_gives():
+    """Five images refine in groups of P.REFINE_GROUP (4 + 1); each image's strokes depend on it alone."""
+    soft = torch.zeros(5, 1, 16, 16)
+    soft[:, 0, 4:12, 4:12] = 1
+    target = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    scene = lambda i: P.make_scene(target[i], soft[i], torch.zeros_like(soft[i]), 0.0, 8)  # noqa: E731
+    painted = P.paint(RandomAgent("semantic"), scene(slice(0, 5)), 10)
+    together = P.refine(painted, scene(slice(0, 5)), SoftRasteriser(16), steps=5, lr=0.05)
+    for i in (0, 3, 4):
+        alone = P.refine(painted.select(i), scene(slice(i, i + 1)), SoftRasteriser(16), steps=5, lr=0.05)
+        assert torch.allclose(alone.strokes[0], together.strokes[i], atol=1e-5)
+    assert not torch.allclose(together.strokes, painted.strokes, atol=1e-3)  # the steps did move them
+
+
 @pytest.mark.parametrize("layered", [False, True])
 def test_semantic_loop_masks_strokes_by_region_and_follows_eq16(layered):
     scene = scene_with_two_instances()
