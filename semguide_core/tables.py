@@ -1,6 +1,6 @@
 """Result tables as CSV (for tools) and Markdown (for people), written atomically: one writer for the
-evaluation's tables, the focus ablation's and the references', so a stage that only writes tables does not depend on how
-the evaluation scores."""
+evaluation's tables, the focus ablation's and the references', so a stage that only writes tables does not
+depend on how the evaluation scores."""
 from __future__ import annotations
 
 import math

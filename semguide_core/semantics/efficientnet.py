@@ -4,9 +4,9 @@ It is torchvision's `EfficientNet` module for module: the same tree and names (a
 efficientnet_b0 ImageNet state dict loads, and a trained model saves to the same bytes), the same layers
 created and initialised in the same order (one seed gives the same weights) and the same forward,
 stochastic depth included; tests/test_semantics_models.py holds it against torchvision 0.29 for weights,
-outputs and gradients. It is written
-out rather than imported because `import torchvision` imports `torch._dynamo` (through
-`torchvision.ops.roi_align`): 1.3 s, most of `semguide paint`'s start-up budget, for a network this small.
+outputs and gradients. It is written out rather than imported because `import torchvision` imports
+`torch._dynamo` (through `torchvision.ops.roi_align`): 1.3 s, most of `semguide paint`'s start-up budget,
+for a network this small.
 """
 from __future__ import annotations
 
